@@ -1,0 +1,90 @@
+"""Activation normalisation (Glow, Kingma & Dhariwal 2018, Sec. 3.1).
+
+Per-channel affine ``z = (x + b) · exp(logs)`` whose parameters are initialised from the first
+batch so that the output has zero mean and unit variance per channel. ``initialized`` is a buffer,
+so a checkpoint restores it and a resumed run never re-initialises.
+
+Data-dependent init is collective-friendly: each layer computes per-channel sums
+``[Σx, Σx², n]`` and hands them to a ``reduce`` function (identity by default, an all-reduce under
+DDP) set with :func:`data_init`, so every rank ends up with the statistics of the union of batches.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections.abc import Callable, Iterator
+
+import torch
+from torch import Tensor, nn
+
+Reduce = Callable[[Tensor], Tensor]
+_REDUCE: contextvars.ContextVar[Reduce | None] = contextvars.ContextVar("actnorm_reduce", default=None)
+
+
+@contextlib.contextmanager
+def data_init(reduce: Reduce | None = None) -> Iterator[None]:
+    """Within this context, uninitialised ActNorms reduce their init statistics with ``reduce``.
+
+    ``reduce`` receives a (3, C) tensor of per-channel ``[Σx, Σx², n]`` and must return the sum of
+    those tensors over all processes (e.g. ``torch.distributed.all_reduce``).
+    """
+    token = _REDUCE.set(reduce)
+    try:
+        yield
+    finally:
+        _REDUCE.reset(token)
+
+
+class ActNorm(nn.Module):
+    """Per-channel scale and bias with data-dependent init. Input (B, C, H, W) or (B, C)."""
+
+    def __init__(self, num_channels: int, scale: float = 1.0, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(1, num_channels, 1, 1))
+        self.logs = nn.Parameter(torch.zeros(1, num_channels, 1, 1))
+        self.register_buffer("initialized", torch.tensor(False))
+        self.scale = scale
+        self.eps = eps
+
+    def _shape(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        if x.dim() == 2:
+            return self.bias.view(1, -1), self.logs.view(1, -1)
+        return self.bias, self.logs
+
+    @torch.no_grad()
+    def init_from(self, x: Tensor) -> None:
+        """Set bias and log-scale from the (reduced) per-channel statistics of ``x``."""
+        dims = [0] + list(range(2, x.dim()))
+        xd = x.detach().to(torch.float64)
+        count = torch.full_like(xd.sum(dim=dims), xd.numel() / xd.shape[1])
+        stats = torch.stack([xd.sum(dim=dims), (xd * xd).sum(dim=dims), count])  # (3, C)
+        reduce = _REDUCE.get()
+        if reduce is not None:
+            stats = reduce(stats)
+        mean = stats[0] / stats[2]
+        var = (stats[1] / stats[2] - mean * mean).clamp_min(0.0)
+        logs = torch.log(self.scale / (var.sqrt() + self.eps))
+        self.bias.copy_(-mean.view_as(self.bias).to(self.bias.dtype))
+        self.logs.copy_(logs.view_as(self.logs).to(self.logs.dtype))
+        self.initialized.fill_(True)
+
+    def _maybe_init(self, x: Tensor) -> None:
+        if not bool(self.initialized):
+            self.init_from(x)
+
+    def apply_forward(self, x: Tensor) -> Tensor:
+        """Forward without the log-det (used inside coupling networks)."""
+        self._maybe_init(x)
+        bias, logs = self._shape(x)
+        return (x + bias) * torch.exp(logs)
+
+    def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        z = self.apply_forward(x)
+        pixels = x[0, 0].numel() if x.dim() > 2 else 1
+        logdet = (self.logs.sum() * pixels).expand(x.shape[0])
+        return z, logdet
+
+    def inverse(self, z: Tensor, cond: Tensor | None = None) -> Tensor:
+        bias, logs = self._shape(z)
+        return z * torch.exp(-logs) - bias

@@ -1,0 +1,108 @@
+"""Channel permutations between couplings (Glow, Sec. 3.2 and Figure 3 ablation).
+
+``Reverse`` and ``Shuffle`` are fixed permutations (log-det 0); ``InvConv1x1`` is the learned
+invertible 1×1 convolution with a dense weight (log-det ``H·W·log|det W|``) and ``InvConv1x1LU``
+its LU parameterisation ``W = P·L·(U + diag(sign(s)·exp(log|s|)))`` whose log-det costs O(C).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def random_rotation(num_channels: int, generator: torch.Generator | None = None) -> Tensor:
+    """A random orthogonal (C, C) matrix, the paper's initialisation of the 1×1 conv."""
+    q, _ = torch.linalg.qr(torch.randn(num_channels, num_channels, generator=generator))
+    return q
+
+
+class _FixedPermutation(nn.Module):
+    def __init__(self, perm: Tensor) -> None:
+        super().__init__()
+        self.register_buffer("perm", perm)
+        self.register_buffer("inv_perm", torch.argsort(perm))
+
+    def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return x[:, self.perm], x.new_zeros(x.shape[0])
+
+    def inverse(self, z: Tensor, cond: Tensor | None = None) -> Tensor:
+        return z[:, self.inv_perm]
+
+
+class Reverse(_FixedPermutation):
+    """Reverse the channel order (RealNVP's alternation)."""
+
+    def __init__(self, num_channels: int) -> None:
+        super().__init__(torch.arange(num_channels - 1, -1, -1))
+
+
+class Shuffle(_FixedPermutation):
+    """A fixed random channel permutation, drawn once at construction."""
+
+    def __init__(self, num_channels: int, generator: torch.Generator | None = None) -> None:
+        super().__init__(torch.randperm(num_channels, generator=generator))
+
+
+class _InvConvBase(nn.Module):
+    """Shared 1×1-conv plumbing; the inverse weight is cached outside training."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._cache: tuple[tuple[int, ...], Tensor] | None = None
+
+    def weight_and_logdet(self) -> tuple[Tensor, Tensor]:  # (C, C), scalar
+        raise NotImplementedError
+
+    def _versions(self) -> tuple[int, ...]:
+        return tuple(p._version for p in self.parameters()) + tuple(id(p) for p in self.parameters())
+
+    def _inverse_weight(self) -> Tensor:
+        if self.training or torch.is_grad_enabled():
+            return torch.linalg.inv(self.weight_and_logdet()[0])
+        key = self._versions()
+        if self._cache is None or self._cache[0] != key:
+            self._cache = (key, torch.linalg.inv(self.weight_and_logdet()[0]))
+        return self._cache[1]
+
+    def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        weight, logdet = self.weight_and_logdet()  # computed once per call
+        z = F.conv2d(x, weight.unsqueeze(-1).unsqueeze(-1))
+        return z, (logdet * x.shape[2] * x.shape[3]).expand(x.shape[0])
+
+    def inverse(self, z: Tensor, cond: Tensor | None = None) -> Tensor:
+        w_inv = self._inverse_weight()
+        return F.conv2d(z, w_inv.unsqueeze(-1).unsqueeze(-1))
+
+
+class InvConv1x1(_InvConvBase):
+    """Dense invertible 1×1 convolution, initialised to a random rotation."""
+
+    def __init__(self, num_channels: int, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(random_rotation(num_channels, generator))
+
+    def weight_and_logdet(self) -> tuple[Tensor, Tensor]:
+        return self.weight, torch.linalg.slogdet(self.weight)[1]
+
+
+class InvConv1x1LU(_InvConvBase):
+    """LU-decomposed 1×1 convolution: P and sign(s) fixed buffers, L, U, log|s| learned."""
+
+    def __init__(self, num_channels: int, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        p, lower, upper = torch.linalg.lu(random_rotation(num_channels, generator))
+        s = torch.diagonal(upper)
+        self.register_buffer("p", p)
+        self.register_buffer("sign_s", torch.sign(s))
+        self.register_buffer("lower_mask", torch.tril(torch.ones(num_channels, num_channels), -1))
+        self.register_buffer("eye", torch.eye(num_channels))
+        self.lower = nn.Parameter(lower)
+        self.upper = nn.Parameter(torch.triu(upper, 1))
+        self.log_s = nn.Parameter(torch.log(torch.abs(s)))
+
+    def weight_and_logdet(self) -> tuple[Tensor, Tensor]:
+        lower = self.lower * self.lower_mask + self.eye
+        upper = self.upper * self.lower_mask.T + torch.diag(self.sign_s * torch.exp(self.log_s))
+        return self.p @ lower @ upper, self.log_s.sum()
