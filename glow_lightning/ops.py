@@ -32,14 +32,23 @@ def reduce_bits(x_uint8: Tensor, n_bits: int = 8) -> Tensor:
     return torch.div(x_uint8.long(), 2 ** (8 - n_bits), rounding_mode="floor")
 
 
+def bins_to_float(bins: Tensor, n_bits: int = 8, dtype: torch.dtype | None = None) -> Tensor:
+    """Integer bins in [0, 2^n) → float in [-0.5, 0.5) (the lower edge of each bin).
+
+    >>> bins_to_float(torch.tensor([0, 16, 31]), n_bits=5).tolist()
+    [-0.5, 0.0, 0.46875]
+    """
+    check_n_bits(n_bits)
+    return bins.to(dtype or torch.get_default_dtype()) / 2**n_bits - 0.5
+
+
 def preprocess(x_uint8: Tensor, n_bits: int = 8) -> Tensor:
-    """Bins in [0, 2^n) → float in [-0.5, 0.5) (the lower edge of each bin). Input is not mutated.
+    """8-bit pixels → n-bit bins → float in [-0.5, 0.5). Input is not mutated.
 
     >>> preprocess(torch.tensor([0, 128, 255]), n_bits=8).tolist()
     [-0.5, 0.0, 0.49609375]
     """
-    bins = reduce_bits(x_uint8, n_bits)
-    return bins.to(torch.get_default_dtype()) / 2**n_bits - 0.5
+    return bins_to_float(reduce_bits(x_uint8, n_bits), n_bits)
 
 
 def dequantize(x: Tensor, n_bits: int = 8, generator: torch.Generator | None = None) -> Tensor:

@@ -1,0 +1,1 @@
+"""LightningDataModules over Hugging Face ``datasets`` for the flow benchmarks."""
