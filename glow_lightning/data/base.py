@@ -1,0 +1,176 @@
+"""``ImageDataModule``: the shared LightningDataModule behind every benchmark.
+
+A subclass names its defaults (Hub id, columns, test split) and its ``ImageSpec`` (geometry,
+augmentation); the base loads the source, checks it, builds train / val / test sets and owns
+distribution through its samplers. Batches are ``(bins, labels)``: bins uint8 (B, C, H, W) in
+[0, 2^n_bits), labels int64 (B,), -1 where the data has no labels. Dequantisation is the model's.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import datasets
+import lightning as L
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader
+
+from glow_lightning.data.errors import DataError
+from glow_lightning.data.image_sets import ImageSet
+from glow_lightning.data.images import ImageSpec
+from glow_lightning.data.resume import ResumeTracker
+from glow_lightning.data.samplers import ShardedEvalSampler, ShardedShuffleSampler
+from glow_lightning.data.sources import LOCAL_HINT, cap_rows, load_source, pick_splits
+from glow_lightning.data.splits import Columns, Splits, build_splits
+from glow_lightning.data.views import View
+
+
+class ImageDataModule(L.LightningDataModule):
+    """Images from a Hub id, a ``save_to_disk`` folder, parquet file(s) or an image folder.
+
+    ``val_size`` images are held out of train (chosen by ``seed``); with ``val_size=0`` the
+    validation loader serves the test split, as the Glow paper reports test bits/dim per epoch.
+    ``label_column=None`` uses the dataset's default label column if the source has one.
+    ``in_memory=None`` decodes the data once into memory when it fits in 1 GiB.
+    """
+
+    name: ClassVar[str] = "images"
+    title: ClassVar[str] = "images"
+    default_source: ClassVar[str | None] = None
+    default_image_column: ClassVar[str] = "image"
+    default_label_column: ClassVar[str | None] = "label"
+    test_split_names: ClassVar[tuple[str, ...]] = ("test", "validation")
+    default_n_bits: ClassVar[int] = 8
+
+    def __init__(self, source: str | None = None, *, image_column: str | None = None,
+                 label_column: str | None = None, n_bits: int | None = None, batch_size: int = 64,
+                 eval_batch_size: int | None = None, num_workers: int = 0, val_size: int = 0,
+                 seed: int = 0, augment: bool = False, image_size: int | None = None,
+                 cache_dir: str | None = None, max_train: int | None = None,
+                 max_test: int | None = None, convert_mode: bool = False,
+                 in_memory: bool | None = None) -> None:
+        super().__init__()
+        self.source, self.cache_dir = source, cache_dir
+        self.columns = Columns(image_column, label_column, self.default_image_column,
+                               self.default_label_column)
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
+        self.num_workers, self.val_size, self.seed = num_workers, val_size, seed
+        self.augment, self.image_size, self.convert_mode = augment, image_size, convert_mode
+        self.max_train, self.max_test, self.in_memory = max_train, max_test, in_memory
+        self.spec = self.build_spec(self.default_n_bits if n_bits is None else n_bits)
+        self._splits: Splits | None = None
+        self._train_sampler: ShardedShuffleSampler | None = None
+        self._resume = ResumeTracker()
+
+    def build_spec(self, n_bits: int) -> ImageSpec:
+        """The dataset's preprocessing; subclasses read ``image_size``, ``augment`` etc."""
+        return ImageSpec(self.title, "RGB", resize=self.image_size, flip=self.augment,
+                         convert_mode=self.convert_mode, n_bits=n_bits)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) as the flow sees it; known from construction."""
+        return self.spec.image_shape
+
+    @property
+    def n_bits(self) -> int:
+        return self.spec.n_bits
+
+    @property
+    def num_classes(self) -> int:
+        """Number of label classes (0 when unlabelled); loads the data if not set up yet."""
+        return self.splits.num_classes
+
+    @property
+    def splits(self) -> Splits:
+        """The train / val / test image sets, set up on first use."""
+        if self._splits is None:
+            self.setup("fit")
+        assert self._splits is not None
+        return self._splits
+
+    # -- loading -----------------------------------------------------------------------------
+    def source_tables(self) -> tuple[datasets.Dataset, datasets.Dataset]:
+        """(train, test) Hugging Face datasets of the source."""
+        source = self.source or self.default_source
+        if source is None:
+            raise DataError(f"{self.name} has no default Hugging Face Hub dataset; "
+                            f"point data.source= at {LOCAL_HINT}")
+        splits = load_source(source, self.cache_dir)
+        return pick_splits(splits, self.test_split_names, self.seed, source)
+
+    def load_tables(self) -> tuple[datasets.Dataset, datasets.Dataset]:
+        """``source_tables`` capped by ``max_train`` / ``max_test``."""
+        train, test = self.source_tables()
+        return cap_rows(train, self.max_train), cap_rows(test, self.max_test)
+
+    def prepare_data(self) -> None:
+        """Download (or convert) the source once; safe to call again."""
+        self.load_tables()
+
+    def setup(self, stage: str | None = None) -> None:
+        """Load, check and split the data (once; later calls do nothing)."""
+        if self._splits is None:
+            train, test = self.load_tables()
+            self._splits = build_splits(train, test, self.spec, self.columns, self.val_size,
+                                        self.seed, self.in_memory)
+
+    # -- loaders -----------------------------------------------------------------------------
+    def _rank_and_world(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+
+    def train_dataloader(self) -> DataLoader:
+        """Shuffled shard of train per rank; full batches only (stable shapes for compile)."""
+        train = self.splits.train
+        rank, world = self._rank_and_world()
+        if len(train) // world < self.batch_size:
+            raise DataError(f"the train split has {len(train)} images, fewer than batch_size="
+                            f"{self.batch_size} per rank on {world} rank(s); lower data.batch_size")
+        sampler = ShardedShuffleSampler(len(train), self.seed, rank, world)
+        if self._train_sampler is not None:
+            sampler.set_epoch(self._train_sampler.epoch)
+        self._train_sampler = sampler
+        self._resume.attach(sampler, self.trainer, self.batch_size)
+        return self._loader(train, self.batch_size, sampler, drop_last=True)
+
+    def val_dataloader(self) -> DataLoader:
+        """Held-out train images, or the test split when ``val_size`` is 0."""
+        return self._eval_loader(self.splits.val or self.splits.test)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_loader(self.splits.test)
+
+    def _eval_loader(self, dataset: ImageSet) -> DataLoader:
+        rank, world = self._rank_and_world()
+        sampler = ShardedEvalSampler(len(dataset), rank, world)
+        return self._loader(dataset, self.eval_batch_size, sampler, drop_last=False)
+
+    def _loader(self, dataset: ImageSet, batch_size: int, sampler: Any, drop_last: bool
+                ) -> DataLoader:
+        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last,
+                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
+                          pin_memory=torch.cuda.is_available())
+
+    def example_images(self, n: int, split: str = "test") -> tuple[Tensor, Tensor]:
+        """The first ``n`` images of ``split`` ("train", "val" or "test"), unaugmented.
+
+        Returns bins uint8 (n', C, H, W) and labels int64 (n',) with n' = min(n, split size).
+        """
+        sets = {"train": self.splits.train, "val": self.splits.val, "test": self.splits.test}
+        if split not in sets:
+            raise ValueError(f"split must be one of {sorted(sets)}, got {split!r}")
+        dataset = sets[split] or self.splits.test  # no val split: validation uses test
+        return dataset.with_view(View(self.spec, train=False)).first(n)
+
+    # -- checkpointing -----------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """{"train_sampler": {"epoch", "consumed"}}: where training is in the current epoch."""
+        return {"train_sampler": self._resume.position(self._train_sampler, self.trainer,
+                                                       self.batch_size)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Make the next train epoch skip the samples the checkpoint had consumed, once."""
+        if "train_sampler" in state_dict:
+            self._resume.load(state_dict["train_sampler"], self._train_sampler)

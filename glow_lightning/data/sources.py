@@ -1,0 +1,121 @@
+"""Where images come from: a Hub id, a ``save_to_disk`` folder, parquet file(s) or an image folder.
+
+``load_splits`` detects the kind from the path and returns the (train, test) Hugging Face datasets.
+A source with only one split gets a deterministic 90/10 train/test split from ``seed``.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from pathlib import Path
+from typing import Literal
+
+import datasets
+import torch
+from datasets.exceptions import DatasetNotFoundError
+
+from glow_lightning.data.errors import DataError
+
+SourceKind = Literal["hub", "disk", "parquet", "imagefolder"]
+LOCAL_HINT = "a save_to_disk folder, parquet file(s) or an image folder"
+TEST_FRACTION = 0.1
+
+
+def source_kind(source: str) -> SourceKind:
+    """Guess the kind of ``source`` from the path; raise DataError for a missing local path.
+
+    >>> source_kind("ylecun/mnist")
+    'hub'
+    """
+    path = Path(source).expanduser()
+    if glob.has_magic(source):
+        if not glob.glob(os.path.expanduser(source)):
+            raise DataError(f"data source '{source}' matches no files; {_fix_path()}")
+        return "parquet"
+    if path.is_dir():
+        return _folder_kind(path)
+    if path.is_file():
+        if path.suffix == ".parquet":
+            return "parquet"
+        raise DataError(f"data source '{source}' is a file but not a .parquet file; {_fix_path()}")
+    if source.endswith(".parquet") or source.startswith(("/", ".", "~")) or "\\" in source:
+        raise DataError(f"data source '{source}' does not exist; {_fix_path()}")
+    return "hub"
+
+
+def _fix_path() -> str:
+    return f"point data.source= at {LOCAL_HINT}"
+
+
+def _folder_kind(path: Path) -> SourceKind:
+    if (path / "dataset_dict.json").exists() or (path / "state.json").exists():
+        return "disk"
+    if next(path.rglob("*.parquet"), None) is not None:
+        return "parquet"
+    return "imagefolder"
+
+
+def load_source(source: str, cache_dir: str | None = None) -> dict[str, datasets.Dataset]:
+    """All splits of ``source`` by name (one split named "train" when the source has no splits)."""
+    kind = source_kind(source)
+    if kind == "hub":
+        loaded = load_hub(source, cache_dir)
+    elif kind == "disk":
+        loaded = datasets.load_from_disk(os.path.expanduser(source))
+    else:
+        loaded = _load_builder(kind, os.path.expanduser(source), cache_dir)
+    if isinstance(loaded, datasets.Dataset):
+        return {"train": loaded}
+    return dict(loaded)
+
+
+def _load_builder(kind: SourceKind, path: str, cache_dir: str | None) -> datasets.DatasetDict:
+    if kind == "parquet" and not os.path.isdir(path):
+        return datasets.load_dataset("parquet", data_files=path, cache_dir=cache_dir)
+    return datasets.load_dataset(kind, data_dir=path, cache_dir=cache_dir)
+
+
+def load_hub(source: str, cache_dir: str | None = None) -> datasets.DatasetDict:
+    """``datasets.load_dataset(source)``, with offline and not-found failures as DataError."""
+    try:
+        return datasets.load_dataset(source, cache_dir=cache_dir)
+    except ConnectionError as exc:
+        raise DataError(
+            f"could not reach the Hugging Face Hub for dataset '{source}' (offline or no network) "
+            f"and no local path of that name exists; download it where the Hub is reachable, or "
+            f"point data.source=/path/to/folder at {LOCAL_HINT}"
+        ) from exc
+    except DatasetNotFoundError as exc:
+        raise DataError(
+            f"dataset '{source}' was not found on the Hugging Face Hub and no local path of that "
+            f"name exists; check data.source= (a Hub id or {LOCAL_HINT})"
+        ) from exc
+
+
+def pick_splits(
+    splits: dict[str, datasets.Dataset], test_names: tuple[str, ...], seed: int, source: str
+) -> tuple[datasets.Dataset, datasets.Dataset]:
+    """(train, test): the named splits, or a seeded 90/10 split of a single-split source."""
+    test_name = next((name for name in test_names if name in splits), None)
+    if "train" in splits and test_name is not None:
+        return splits["train"], splits[test_name]
+    if len(splits) == 1:
+        return split_off_test(next(iter(splits.values())), seed)
+    raise DataError(
+        f"data source '{source}' has splits {sorted(splits)}; expected 'train' and one of "
+        f"{list(test_names)}, or a single split; rename the splits or save one split"
+    )
+
+
+def split_off_test(table: datasets.Dataset, seed: int) -> tuple[datasets.Dataset, datasets.Dataset]:
+    """Deterministic 90/10 (train, test) split of one dataset, from ``seed``."""
+    n_test = max(1, int(len(table) * TEST_FRACTION)) if len(table) > 1 else 0
+    order = torch.randperm(len(table), generator=torch.Generator().manual_seed(seed))
+    test_rows, train_rows = order[:n_test].sort().values, order[n_test:].sort().values
+    return table.select(train_rows.tolist()), table.select(test_rows.tolist())
+
+
+def cap_rows(table: datasets.Dataset, limit: int | None) -> datasets.Dataset:
+    """The first ``limit`` rows of ``table`` (all of them when ``limit`` is None)."""
+    return table if limit is None or limit >= len(table) else table.select(range(limit))
