@@ -33,10 +33,11 @@ class ImageDataModule(L.LightningDataModule):
     validation loader serves the test split, as the Glow paper reports test bits/dim per epoch.
     ``label_column=None`` uses the dataset's default label column if the source has one.
     ``in_memory=None`` decodes the data once into memory when it fits in 1 GiB.
+    ``tile_channels`` repeats 1-channel images to 3 channels (MNIST, digits).
     """
 
-    name: ClassVar[str] = "images"
-    title: ClassVar[str] = "images"
+    name = "images"  # the DATASETS key (LightningDataModule.name)
+    title: ClassVar[str] = "images"  # for messages
     default_source: ClassVar[str | None] = None
     default_image_column: ClassVar[str] = "image"
     default_label_column: ClassVar[str | None] = "label"
@@ -49,7 +50,7 @@ class ImageDataModule(L.LightningDataModule):
                  seed: int = 0, augment: bool = False, image_size: int | None = None,
                  cache_dir: str | None = None, max_train: int | None = None,
                  max_test: int | None = None, convert_mode: bool = False,
-                 in_memory: bool | None = None) -> None:
+                 tile_channels: bool = False, in_memory: bool | None = None) -> None:
         super().__init__()
         self.source, self.cache_dir = source, cache_dir
         self.columns = Columns(image_column, label_column, self.default_image_column,
@@ -58,7 +59,11 @@ class ImageDataModule(L.LightningDataModule):
         self.num_workers, self.val_size, self.seed = num_workers, val_size, seed
         self.augment, self.image_size, self.convert_mode = augment, image_size, convert_mode
         self.max_train, self.max_test, self.in_memory = max_train, max_test, in_memory
+        self.tile_channels = tile_channels
         self.spec = self.build_spec(self.default_n_bits if n_bits is None else n_bits)
+        if tile_channels and self.spec.mode != "L":
+            raise ValueError(f"tile_channels applies to 1-channel data (mnist, digits), "
+                             f"not {self.name}")
         self._splits: Splits | None = None
         self._train_sampler: ShardedShuffleSampler | None = None
         self._resume = ResumeTracker()

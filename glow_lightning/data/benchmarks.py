@@ -7,7 +7,7 @@ resizes the shorter side to 1.5 × image_size and crops image_size).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import ClassVar
 
 from glow_lightning.data.base import ImageDataModule
 from glow_lightning.data.images import ImageSpec
@@ -20,12 +20,7 @@ class MNISTDataModule(ImageDataModule):
     """MNIST: 1×28×28 digits zero-padded to 1×32×32 (``tile_channels`` → 3×32×32), 10 classes."""
 
     name, title = "mnist", "MNIST"
-    default_source = "ylecun/mnist"
-
-    def __init__(self, source: str | None = None, *, tile_channels: bool = False,
-                 **kwargs: Any) -> None:
-        self.tile_channels = tile_channels
-        super().__init__(source, **kwargs)
+    default_source: ClassVar[str | None] = "ylecun/mnist"  # the digits subclass has none
 
     def build_spec(self, n_bits: int) -> ImageSpec:
         return ImageSpec(self.title, "L", size=28, resize=self.image_size, pad=MNIST_PAD,

@@ -95,7 +95,9 @@ def open_image(value: Any, split: str, index: int) -> Image.Image:
     elif isinstance(value, str):
         data, path = None, value
     try:
-        with Image.open(io.BytesIO(data) if data else path) as img:
+        if not data and not path:
+            raise ValueError("the image value is empty")
+        with Image.open(io.BytesIO(data) if data else str(path)) as img:
             img.load()
             return img
     except Exception as exc:

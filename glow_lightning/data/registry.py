@@ -18,10 +18,15 @@ from glow_lightning.data.benchmarks import (
 from glow_lightning.data.digits import DigitsDataModule
 
 DATASETS: dict[str, type[ImageDataModule]] = {
-    cls.name: cls
-    for cls in (DigitsDataModule, MNISTDataModule, CIFAR10DataModule, ImageNet32DataModule,
-                ImageNet64DataModule, LSUNBedroomDataModule, LSUNTowerDataModule,
-                LSUNChurchDataModule, CelebAHQDataModule)
+    "digits": DigitsDataModule,
+    "mnist": MNISTDataModule,
+    "cifar10": CIFAR10DataModule,
+    "imagenet32": ImageNet32DataModule,
+    "imagenet64": ImageNet64DataModule,
+    "lsun_bedroom": LSUNBedroomDataModule,
+    "lsun_tower": LSUNTowerDataModule,
+    "lsun_church": LSUNChurchDataModule,
+    "celebahq": CelebAHQDataModule,
 }
 
 

@@ -7,7 +7,8 @@ batch, which can be one behind what was trained; the difference is kept as an of
 second resume in the same epoch is exact too. ``load`` makes the next train epoch skip the
 consumed samples once (``ShardedShuffleSampler.load_state_dict``).
 
-Checked against a real Trainer in tests/test_data_samplers.py, with and without worker processes.
+Exact when resuming with the same batch size and world size; checked against a real Trainer
+in tests/test_data_samplers.py, with and without worker processes.
 """
 
 from __future__ import annotations

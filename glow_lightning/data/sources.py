@@ -59,21 +59,30 @@ def _folder_kind(path: Path) -> SourceKind:
 def load_source(source: str, cache_dir: str | None = None) -> dict[str, datasets.Dataset]:
     """All splits of ``source`` by name (one split named "train" when the source has no splits)."""
     kind = source_kind(source)
-    if kind == "hub":
-        loaded = load_hub(source, cache_dir)
-    elif kind == "disk":
-        loaded = datasets.load_from_disk(os.path.expanduser(source))
-    else:
-        loaded = _load_builder(kind, os.path.expanduser(source), cache_dir)
+    loaded = load_hub(source, cache_dir) if kind == "hub" else load_local(kind, source, cache_dir)
     if isinstance(loaded, datasets.Dataset):
         return {"train": loaded}
     return dict(loaded)
 
 
-def _load_builder(kind: SourceKind, path: str, cache_dir: str | None) -> datasets.DatasetDict:
-    if kind == "parquet" and not os.path.isdir(path):
-        return datasets.load_dataset("parquet", data_files=path, cache_dir=cache_dir)
-    return datasets.load_dataset(kind, data_dir=path, cache_dir=cache_dir)
+def load_local(kind: SourceKind, source: str, cache_dir: str | None = None
+               ) -> datasets.Dataset | datasets.DatasetDict:
+    """Load a local source; failures of the ``datasets`` loaders become one-line DataErrors."""
+    path = os.path.expanduser(source)
+    try:
+        if kind == "disk":
+            return datasets.load_from_disk(path)
+        if kind == "parquet" and not os.path.isdir(path):
+            return datasets.load_dataset("parquet", data_files=path, cache_dir=cache_dir)
+        return datasets.load_dataset(kind, data_dir=path, cache_dir=cache_dir)
+    except Exception as exc:
+        reason = (str(exc).splitlines() or [""])[0] or type(exc).__name__
+        if "corresponds to no data" in reason or isinstance(exc, IndexError):
+            reason = f"a split is empty ({reason})"
+        raise DataError(
+            f"could not load {kind} data source '{source}': {reason}; "
+            f"check that it is {LOCAL_HINT} with images in every split"
+        ) from exc
 
 
 def load_hub(source: str, cache_dir: str | None = None) -> datasets.DatasetDict:

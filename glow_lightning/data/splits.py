@@ -66,40 +66,55 @@ def fits_in_memory(n_images: int, spec: ImageSpec, budget: int = MEMORY_BUDGET) 
     return n_images * math.prod(spec.stored_shape) <= budget
 
 
+@dataclass(frozen=True)
+class CheckedTable:
+    """One split of the source with its resolved image column and int64 labels (N,)."""
+
+    table: datasets.Dataset
+    split: str
+    image_column: str
+    labels: Tensor
+    num_classes: int
+
+
+def check_table(table: datasets.Dataset, split: str, columns: Columns) -> CheckedTable:
+    """Insist on rows and an image column; read the labels (-1 without a label column)."""
+    if len(table) == 0:
+        raise DataError(f"the {split} split is empty; point data.source= at data with images "
+                        "in it, or raise data.max_train / data.max_test")
+    image = image_column(table, columns.image, columns.default_image, split)
+    label = label_column(table, columns.label, columns.default_label, split)
+    labels = read_labels(table, label)
+    return CheckedTable(table, split, image, labels, count_classes(table, label, labels))
+
+
 def build_splits(train: datasets.Dataset, test: datasets.Dataset, spec: ImageSpec,
                  columns: Columns, val_size: int, seed: int, in_memory: bool | None) -> Splits:
     """Check the tables and build image sets; see the module docstring."""
-    for name, table in (("train", train), ("test", test)):
-        if len(table) == 0:
-            raise DataError(f"the {name} split is empty; point data.source= at data with images "
-                            "in it, or raise data.max_train / data.max_test")
-    img_cols = [image_column(t, columns.image, columns.default_image, s)
-                for s, t in (("train", train), ("test", test))]
-    lab_cols = [label_column(t, columns.label, columns.default_label, s)
-                for s, t in (("train", train), ("test", test))]
-    train_labels, test_labels = read_labels(train, lab_cols[0]), read_labels(test, lab_cols[1])
-    num_classes = max(count_classes(train, lab_cols[0], train_labels),
-                      count_classes(test, lab_cols[1], test_labels))
+    checked_train, checked_test = check_table(train, "train", columns), check_table(
+        test, "test", columns)
     train_rows, val_rows = holdout(len(train), val_size, seed)
     if in_memory is None:
         in_memory = fits_in_memory(len(train) + len(test), spec)
     make = _in_memory_sets if in_memory else _lazy_sets
-    train_set, val_set = make(train, img_cols[0], train_labels, spec, "train",
-                              (train_rows, val_rows))
-    (test_set,) = make(test, img_cols[1], test_labels, spec, "test", (torch.arange(len(test)),))
-    return Splits(train_set.with_view(View(spec, train=True)),
-                  val_set if val_size else None, test_set, num_classes, val_rows)
+    train_set, val_set = make(checked_train, spec, (train_rows, val_rows))
+    (test_set,) = make(checked_test, spec, (torch.arange(len(test)),))
+    num_classes = max(checked_train.num_classes, checked_test.num_classes)
+    return Splits(train_set.with_view(View(spec, train=True)), val_set if val_size else None,
+                  test_set, num_classes, val_rows)
 
 
-def _in_memory_sets(table: datasets.Dataset, column: str, labels: Tensor, spec: ImageSpec,
-                    split: str, row_groups: tuple[Tensor, ...]) -> list[ImageSet]:
-    bins = decode_all(table, column, spec, split)
+def _in_memory_sets(checked: CheckedTable, spec: ImageSpec, row_groups: tuple[Tensor, ...]
+                    ) -> list[ImageSet]:
+    bins = decode_all(checked.table, checked.image_column, spec, checked.split)
     view = View(spec, train=False)
-    return [InMemoryImages(bins[rows], labels[rows], view) for rows in row_groups]
+    return [InMemoryImages(bins[rows], checked.labels[rows], view) for rows in row_groups]
 
 
-def _lazy_sets(table: datasets.Dataset, column: str, labels: Tensor, spec: ImageSpec,
-               split: str, row_groups: tuple[Tensor, ...]) -> list[ImageSet]:
+def _lazy_sets(checked: CheckedTable, spec: ImageSpec, row_groups: tuple[Tensor, ...]
+               ) -> list[ImageSet]:
+    table, column, split = checked.table, checked.image_column, checked.split
     decode(raw_column(table, column)[0][column], spec, split, 0)  # fail early: wrong mode or size
     view = View(spec, train=False)
-    return [LazyImages(table, column, rows, labels[rows], spec, split, view) for rows in row_groups]
+    return [LazyImages(table, column, rows, checked.labels[rows], spec, split, view)
+            for rows in row_groups]
