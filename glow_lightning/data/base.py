@@ -142,7 +142,8 @@ class ImageDataModule(L.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         """Held-out train images, or the test split when ``val_size`` is 0."""
-        return self._eval_loader(self.splits.val or self.splits.test)
+        val = self.splits.val
+        return self._eval_loader(self.splits.test if val is None else val)
 
     def test_dataloader(self) -> DataLoader:
         return self._eval_loader(self.splits.test)
@@ -166,7 +167,9 @@ class ImageDataModule(L.LightningDataModule):
         sets = {"train": self.splits.train, "val": self.splits.val, "test": self.splits.test}
         if split not in sets:
             raise ValueError(f"split must be one of {sorted(sets)}, got {split!r}")
-        dataset = sets[split] or self.splits.test  # no val split: validation uses test
+        dataset = sets[split]
+        if dataset is None:  # no held-out val split: validation uses test
+            dataset = self.splits.test
         return dataset.with_view(View(self.spec, train=False)).first(n)
 
     # -- checkpointing -----------------------------------------------------------------------

@@ -62,7 +62,11 @@ class ImageNet64DataModule(ImageNet32DataModule):
 
 
 class LSUNDataModule(ImageDataModule):
-    """LSUN category, unlabelled: shorter side → 96, then random 64×64 crops (centre for eval)."""
+    """LSUN category, unlabelled: shorter side → 96, then random 64×64 crops (centre for eval).
+
+    The decoded view is the centre 96×96 square, so training crops come from that square
+    rather than from the whole resized image.
+    """
 
     default_label_column = None
     crop_ratio = 1.5  # 96 / 64, as in Real NVP (Dinh et al. 2017) and openai/glow
