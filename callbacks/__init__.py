@@ -1,0 +1,17 @@
+"""Lightning callbacks that observe a :class:`~glow_lightning.module.GlowModule` and log.
+
+Media (PNG grids) are made on rank zero only, from fixed seeded noise or fixed real test images,
+and written under ``<default_root_dir>/media/`` and, when a ``WandbLogger`` is attached, to W&B.
+"""
+
+from .factory import build_callbacks
+from .grid import make_grid, save_png, to_uint8
+from .interpolations import Interpolations, interpolate_latents
+from .reconstruction import ReconstructionCheck
+from .samples import SampleGrid
+from .test_bpd import TestBitsPerDim
+
+__all__ = [
+    "Interpolations", "ReconstructionCheck", "SampleGrid", "TestBitsPerDim", "build_callbacks",
+    "interpolate_latents", "make_grid", "save_png", "to_uint8",
+]

@@ -1,0 +1,26 @@
+"""Build the callback list from the typed configuration."""
+
+from __future__ import annotations
+
+from lightning.pytorch.callbacks import Callback
+
+from glow_lightning.config import CallbackConfig
+
+from .interpolations import Interpolations
+from .reconstruction import ReconstructionCheck
+from .samples import SampleGrid
+from .test_bpd import TestBitsPerDim
+
+
+def build_callbacks(cfg: CallbackConfig) -> list[Callback]:
+    """Sample grids, interpolations, reconstruction check and test bits/dim; with
+    ``cfg.enabled`` False only :class:`TestBitsPerDim` (the run's headline number)."""
+    callbacks: list[Callback] = [TestBitsPerDim()]
+    if not cfg.enabled:
+        return callbacks
+    return [
+        SampleGrid(tuple(cfg.temperatures), cfg.num_samples, cfg.seed, cfg.every_n_epochs),
+        Interpolations(cfg.interpolation_pairs, cfg.interpolation_steps, cfg.every_n_epochs),
+        ReconstructionCheck(),
+        *callbacks,
+    ]

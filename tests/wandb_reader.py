@@ -1,0 +1,151 @@
+"""Read an offline W&B run back from disk, for tests.
+
+Offline runs write ``wandb/offline-run-<time>-<id>/run-<id>.wandb`` and the media under ``files/``,
+but no ``wandb-summary.json``. The ``.wandb`` file is a LevelDB-style log: a 7-byte header
+(``:W&B``, magic 0xBEE1, version), then 32 KiB blocks of chunks, each with a 7-byte header
+(crc32 u32, length u16, type u8: FULL=1, FIRST=2, MIDDLE=3, LAST=4) holding a serialised
+``wandb_internal_pb2.Record``. The summary is the result of applying the run's summary and history
+records in log order (latest value wins), which is what :func:`read_summary` does;
+:func:`read_summary_leet` asks ``wandb leet inspect --summary --json`` for the same thing.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+WANDB_ENV_DIRS = ("WANDB_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR", "WANDB_CONFIG_DIR",
+                  "WANDB_ARTIFACT_DIR")
+BLOCK = 32 * 1024
+HEADER = 7
+FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
+
+
+def isolate_wandb(monkeypatch: pytest.MonkeyPatch, root: Path) -> None:
+    """Offline, silent W&B whose settings, cache and artifacts live under ``root``."""
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    for name in WANDB_ENV_DIRS:
+        path = root / name.lower()
+        path.mkdir(parents=True, exist_ok=True)
+        monkeypatch.setenv(name, str(path))
+
+
+def find_run_dirs(root: Path) -> list[Path]:
+    """Every ``offline-run-*`` folder below ``root``, oldest first."""
+    return sorted(Path(root).rglob("offline-run-*"), key=lambda p: p.name)
+
+
+def find_run_dir(root: Path) -> Path:
+    """The newest offline run below ``root``; fails when there is none."""
+    runs = find_run_dirs(root)
+    if not runs:
+        raise FileNotFoundError(f"no wandb/offline-run-* folder below {root}")
+    return runs[-1]
+
+
+def _chunks(data: bytes) -> Iterator[tuple[int, bytes]]:
+    pos = HEADER
+    while pos + HEADER <= len(data):
+        left = BLOCK - pos % BLOCK
+        if left < HEADER:  # block trailer too short for a header: zero padding
+            pos += left
+            continue
+        _crc, length, kind = struct.unpack("<IHB", data[pos : pos + HEADER])
+        if kind == 0 and length == 0:  # zero-filled rest of a block
+            pos += left
+            continue
+        yield kind, data[pos + HEADER : pos + HEADER + length]
+        pos += HEADER + length
+
+
+def read_records(run_dir: Path) -> Iterator[Any]:
+    """Every ``Record`` of the run's ``.wandb`` log, in order."""
+    from wandb.proto import wandb_internal_pb2
+
+    (log,) = Path(run_dir).glob("*.wandb")
+    data = log.read_bytes()
+    if data[:4] != b":W&B":
+        raise ValueError(f"{log} is not a W&B transaction log")
+    pending = b""
+    for kind, payload in _chunks(data):
+        pending = payload if kind in (FULL, FIRST) else pending + payload
+        if kind in (FULL, LAST):
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(pending)
+            yield record
+
+
+def _set(target: dict[str, Any], item: Any) -> None:
+    keys = list(item.nested_key) or [item.key]
+    for key in keys[:-1]:
+        if not isinstance(target.get(key), dict):
+            target[key] = {}
+        target = target[key]
+    target[keys[-1]] = json.loads(item.value_json)
+
+
+def _remove(target: dict[str, Any], item: Any) -> None:
+    keys = list(item.nested_key) or [item.key]
+    for key in keys[:-1]:
+        target = target.get(key, {})
+    target.pop(keys[-1], None)
+
+
+def read_summary(run_dir: Path) -> dict[str, Any]:
+    """The run's final summary (nested keys as nested dicts), from the ``.wandb`` log."""
+    summary: dict[str, Any] = {}
+    for record in read_records(run_dir):
+        kind = record.WhichOneof("record_type")
+        if kind == "history":
+            for item in record.history.item:
+                _set(summary, item)
+        elif kind == "summary":
+            for item in record.summary.update:
+                _set(summary, item)
+            for item in record.summary.remove:
+                _remove(summary, item)
+    return summary
+
+
+def read_history(run_dir: Path) -> list[dict[str, Any]]:
+    """Every ``wandb.log`` row of the run, in order."""
+    rows = []
+    for record in read_records(run_dir):
+        if record.WhichOneof("record_type") == "history":
+            row: dict[str, Any] = {}
+            for item in record.history.item:
+                _set(row, item)
+            rows.append(row)
+    return rows
+
+
+def wandb_cli() -> Path | None:
+    """The ``wandb`` command of this interpreter's environment, if any."""
+    local = Path(sys.executable).parent / "wandb"
+    found = local if local.exists() else shutil.which("wandb")
+    return Path(found) if found else None
+
+
+def read_summary_leet(run_dir: Path) -> dict[str, Any]:
+    """The run's summary as printed by ``wandb leet inspect --summary --json``."""
+    cli = wandb_cli()
+    if cli is None:
+        raise FileNotFoundError("the wandb command is not installed")
+    out = subprocess.run([str(cli), "leet", "inspect", "--summary", "--json", str(run_dir)],
+                         capture_output=True, text=True, timeout=60, check=True)
+    return json.loads(out.stdout)["summary"]
+
+
+def media_file(run_dir: Path, summary_entry: dict[str, Any], index: int = 0) -> Path:
+    """The file behind an image entry of the summary (``{"filenames": [...], ...}``)."""
+    return Path(run_dir) / "files" / summary_entry["filenames"][index]
