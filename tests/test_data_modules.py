@@ -30,7 +30,7 @@ from tests.test_data_helpers import (
 
 
 def _check_batch(dm, n_bits):
-    bins, labels = next(iter(dm.train_dataloader()))
+    bins, labels, _ = next(iter(dm.train_dataloader()))
     assert bins.shape == (dm.batch_size, *dm.image_shape) and bins.dtype == torch.uint8
     assert labels.shape == (dm.batch_size,) and labels.dtype == torch.int64
     assert int(bins.max()) < 2**n_bits

@@ -1,4 +1,7 @@
-"""Torch datasets of (bins, label) pairs: decoded once into memory, or decoded per item.
+"""Torch datasets of (bins, label, index) items: decoded once into memory, or decoded per item.
+
+The index lets evaluation draw fixed dequantisation noise per image, independent of batching
+and of the number of processes.
 
 Both hold labels as an int64 tensor and apply a ``View`` (crop/shift/flip) per item, so one
 decoded split can serve training (random view) and callbacks (deterministic view).
@@ -62,7 +65,7 @@ class ImageSet(Dataset):
         items = [self[i] for i in range(min(n, len(self)))]
         if not items:
             return torch.empty((0,), dtype=torch.uint8), torch.empty((0,), dtype=torch.int64)
-        images, labels = zip(*items, strict=True)
+        images, labels, _ = zip(*items, strict=True)
         return torch.stack(images), torch.stack(labels)
 
 
@@ -72,8 +75,8 @@ class InMemoryImages(ImageSet):
     def __init__(self, bins: Tensor, labels: Tensor, view: ViewFn) -> None:
         self.bins, self.labels, self.view = bins, labels, view
 
-    def __getitem__(self, i: int) -> tuple[Tensor, Tensor]:
-        return self.view(self.bins[i]), self.labels[i]
+    def __getitem__(self, i: int) -> tuple[Tensor, Tensor, Tensor]:
+        return self.view(self.bins[i]), self.labels[i], torch.tensor(i)
 
 
 class LazyImages(ImageSet):
@@ -84,7 +87,7 @@ class LazyImages(ImageSet):
         self.table, self.column = raw_column(table, column), column
         self.rows, self.labels, self.spec, self.split, self.view = rows, labels, spec, split, view
 
-    def __getitem__(self, i: int) -> tuple[Tensor, Tensor]:
+    def __getitem__(self, i: int) -> tuple[Tensor, Tensor, Tensor]:
         row = int(self.rows[i])
         bins = decode(self.table[row][self.column], self.spec, self.split, row)
-        return self.view(bins), self.labels[i]
+        return self.view(bins), self.labels[i], torch.tensor(i)

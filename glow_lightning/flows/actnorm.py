@@ -2,7 +2,10 @@
 
 Per-channel affine ``z = (x + b) · exp(logs)`` whose parameters are initialised from the first
 batch so that the output has zero mean and unit variance per channel. ``initialized`` is a buffer,
-so a checkpoint restores it and a resumed run never re-initialises.
+so a checkpoint restores it and a resumed run never re-initialises. Once the buffer has been seen
+true, a plain Python mirror answers the per-step "initialised?" question, so the hot path reads no
+tensor (no ``bool(tensor)``, no graph break under ``torch.compile``); loading a state dict refreshes
+the mirror from the buffer, which stays the source of truth.
 
 Data-dependent init is collective-friendly: each layer computes per-channel sums
 ``[Σx, Σx², n]`` and hands them to a ``reduce`` function (identity by default, an all-reduce under
@@ -46,6 +49,8 @@ class ActNorm(nn.Module):
         self.register_buffer("initialized", torch.tensor(False))
         self.scale = scale
         self.eps = eps
+        self._seen_initialized = False  # mirror of the buffer, only ever set once it is true
+        self.register_load_state_dict_post_hook(_refresh_mirror)
 
     def _shape(self, x: Tensor) -> tuple[Tensor, Tensor]:
         if x.dim() == 2:
@@ -68,9 +73,17 @@ class ActNorm(nn.Module):
         self.bias.copy_(-mean.view_as(self.bias).to(self.bias.dtype))
         self.logs.copy_(logs.view_as(self.logs).to(self.logs.dtype))
         self.initialized.fill_(True)
+        self._seen_initialized = True
+
+    @property
+    def is_initialized(self) -> bool:
+        """Whether the data-dependent init has run; reads the buffer until it is first true."""
+        if not self._seen_initialized:
+            self._seen_initialized = bool(self.initialized)
+        return self._seen_initialized
 
     def _maybe_init(self, x: Tensor) -> None:
-        if not bool(self.initialized):
+        if not self.is_initialized:
             self.init_from(x)
 
     def apply_forward(self, x: Tensor) -> Tensor:
@@ -88,3 +101,7 @@ class ActNorm(nn.Module):
     def inverse(self, z: Tensor, cond: Tensor | None = None) -> Tensor:
         bias, logs = self._shape(z)
         return z * torch.exp(-logs) - bias
+
+
+def _refresh_mirror(module: nn.Module, incompatible_keys: object) -> None:
+    module._seen_initialized = bool(module.initialized)

@@ -40,15 +40,14 @@ class AffineCoupling(nn.Module):
         self.net = GlowNet(self.half, 2 * (num_channels - self.half), hidden_channels)
 
     def _shift_logscale(self, x1: Tensor) -> tuple[Tensor, Tensor]:
-        h = self.net(x1)
-        shift, raw = h[:, 0::2], h[:, 1::2]  # interleaved, as in the reference code
+        shift, raw = self.net.halves(x1)  # channels 0::2 and 1::2, as in the reference code
         return shift, torch.nn.functional.logsigmoid(raw + 2.0)
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         x1, x2 = x[:, : self.half], x[:, self.half :]
         shift, logscale = self._shift_logscale(x1)
         z2 = (x2 + shift) * torch.exp(logscale)
-        return torch.cat([x1, z2], dim=1), logscale.flatten(1).sum(1)
+        return torch.cat([x1, z2], dim=1), logscale.sum(dim=(1, 2, 3))
 
     def inverse(self, z: Tensor, cond: Tensor | None = None) -> Tensor:
         z1, z2 = z[:, : self.half], z[:, self.half :]

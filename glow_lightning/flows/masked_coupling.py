@@ -48,7 +48,7 @@ class CheckerboardCoupling(_MaskedAffine):
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         shift, logscale = self._params(x)
-        return x * torch.exp(logscale) + shift, logscale.flatten(1).sum(1)
+        return x * torch.exp(logscale) + shift, logscale.sum(dim=(1, 2, 3))
 
     def inverse(self, z: Tensor, cond: Tensor | None = None) -> Tensor:
         shift, logscale = self._params(z)
@@ -75,7 +75,7 @@ class ChannelCoupling(_MaskedAffine):
     def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         keep, change = self._halves(x)
         shift, logscale = self._shift_logscale(keep)
-        return self._join(keep, change * torch.exp(logscale) + shift), logscale.flatten(1).sum(1)
+        return self._join(keep, change * torch.exp(logscale) + shift), logscale.sum(dim=(1, 2, 3))
 
     def inverse(self, z: Tensor, cond: Tensor | None = None) -> Tensor:
         keep, change = self._halves(z)

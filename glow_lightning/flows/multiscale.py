@@ -111,13 +111,14 @@ class MultiScaleFlow(nn.Module):
         """Exact inverse of :meth:`encode`; a ``None`` split latent is sampled from its prior."""
         h = latents[-1]
         assert h is not None, "the top latent is required"
+        h = h.contiguous(memory_format=torch.channels_last)  # NHWC convolutions throughout
         split_latents = latents[:-1]
         for level, split, i in zip(reversed(self.levels), reversed(self.splits),
                                    reversed(range(len(self.levels))), strict=True):
             if isinstance(split, Split):
                 h = split.inverse(h, split_latents[i], temperature, generator)
             h = level.inverse(h)
-        return h
+        return h.contiguous()
 
     def _ref(self) -> Tensor:
         return next(self.parameters())

@@ -10,7 +10,12 @@ from glow_lightning.flows.actnorm import ActNorm
 
 
 class ZeroConv2d(nn.Module):
-    """3×3 conv initialised to zero, output scaled by ``exp(3·logs)`` (openai/glow conv2d_zeros)."""
+    """3×3 conv initialised to zero, output scaled by ``exp(3·logs)`` (openai/glow conv2d_zeros).
+
+    The reference code reads its output interleaved (channels 0, 2, 4, … and 1, 3, 5, …);
+    :meth:`halves` returns those two sets as contiguous halves by reordering the (small) weight
+    rows instead of the (large) output, with the parameters kept in the reference layout.
+    """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3) -> None:
         super().__init__()
@@ -19,9 +24,25 @@ class ZeroConv2d(nn.Module):
         self.conv.bias.data.zero_()
         self.logs = nn.Parameter(torch.zeros(1, out_channels, 1, 1))
         self.logscale_factor = 3.0
+        order = torch.cat([torch.arange(0, out_channels, 2), torch.arange(1, out_channels, 2)])
+        self.register_buffer("evens_then_odds", order, persistent=False)
+
+    def _conv(self, x: Tensor, order: Tensor | None) -> Tensor:
+        # conv(x)·e^{3·logs} as one conv with the scale folded into weight and bias
+        scale = torch.exp(self.logs * self.logscale_factor).view(-1)
+        weight, bias = self.conv.weight * scale.view(-1, 1, 1, 1), self.conv.bias * scale
+        if order is not None:
+            weight, bias = weight[order], bias[order]
+        return F.conv2d(x, weight, bias, padding=self.conv.padding)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.conv(x) * torch.exp(self.logs * self.logscale_factor)
+        return self._conv(x, None)
+
+    def halves(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``(out[:, 0::2], out[:, 1::2])`` of :meth:`forward`, each a contiguous channel block."""
+        h = self._conv(x, self.evens_then_odds)
+        half = (h.shape[1] + 1) // 2
+        return h[:, :half], h[:, half:]
 
 
 class ConvActNorm(nn.Module):
@@ -35,7 +56,12 @@ class ConvActNorm(nn.Module):
         self.norm = ActNorm(out_channels)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.norm.apply_forward(self.conv(x))
+        if not self.norm.is_initialized:
+            return self.norm.apply_forward(self.conv(x))
+        # (conv(x, W) + b)·e^s == conv(x, W·e^s) + b·e^s: one conv, no pass over the activations
+        scale = torch.exp(self.norm.logs).view(-1)
+        return F.conv2d(x, self.conv.weight * scale.view(-1, 1, 1, 1),
+                        self.norm.bias.view(-1) * scale, padding=self.conv.padding)
 
 
 class GlowNet(nn.Module):
@@ -47,8 +73,16 @@ class GlowNet(nn.Module):
         self.conv2 = ConvActNorm(hidden_channels, hidden_channels, 1)
         self.out = ZeroConv2d(hidden_channels, out_channels)
 
+    def hidden(self, x: Tensor) -> Tensor:
+        # in-place ReLU is safe: a conv's backward needs its input, not its output
+        return F.relu_(self.conv2(F.relu_(self.conv1(x))))
+
     def forward(self, x: Tensor) -> Tensor:
-        return self.out(F.relu(self.conv2(F.relu(self.conv1(x)))))
+        return self.out(self.hidden(x))
+
+    def halves(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``(out[:, 0::2], out[:, 1::2])`` without strided slicing (see :class:`ZeroConv2d`)."""
+        return self.out.halves(self.hidden(x))
 
 
 class ResidualBlock(nn.Module):

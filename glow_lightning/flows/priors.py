@@ -19,7 +19,7 @@ LOG_2PI = math.log(2 * math.pi)
 def gaussian_log_prob(z: Tensor, mean: Tensor, logs: Tensor) -> Tensor:
     """Σ over non-batch dims of log N(z; mean, exp(logs)²). Returns (B,)."""
     lp = -0.5 * (LOG_2PI + 2.0 * logs + (z - mean) ** 2 * torch.exp(-2.0 * logs))
-    return lp.flatten(1).sum(1)
+    return lp.sum(dim=tuple(range(1, lp.dim())))  # no flatten: latents may be strided views
 
 
 def gaussian_sample(mean: Tensor, logs: Tensor, temperature: float,
@@ -73,5 +73,4 @@ class SplitPrior(nn.Module):
             b, _, h, w = kept.shape
             zeros = kept.new_zeros(b, self.out_channels, h, w)
             return zeros, zeros
-        h = self.conv(kept)
-        return h[:, 0::2], h[:, 1::2]
+        return self.conv.halves(kept)  # channels 0::2 and 1::2

@@ -1,0 +1,228 @@
+"""Typed experiment configuration: dataclasses + YAML files in ``configs/`` + dotlist overrides.
+
+``load_config(["experiment=mnist_glow", "model.steps=16"])`` merges, in order, the dataclass
+defaults, ``configs/experiment/<name>.yaml`` (or ``config=<path.yaml>``), and the overrides.
+Unknown keys and wrong types raise :class:`ConfigError` with one line naming the key and the fix.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+DEFAULT_EXPERIMENT = "digits_glow"
+
+
+class ConfigError(ValueError):
+    """A configuration problem, stated in one line with the fix."""
+
+
+@dataclass
+class DataConfig:
+    name: str = "digits"  # digits | mnist | cifar10 | imagenet32 | imagenet64 | lsun_* | celebahq
+    source: str | None = None  # Hub id, save_to_disk folder, parquet file(s) or image folder
+    image_column: str | None = None
+    label_column: str | None = None
+    n_bits: int = 8
+    image_size: int | None = None
+    batch_size: int = 64
+    eval_batch_size: int | None = None
+    num_workers: int = 0
+    val_size: int = 0
+    seed: int = 0
+    augment: bool = False
+    cache_dir: str | None = None
+    max_train: int | None = None
+    max_test: int | None = None
+
+
+@dataclass
+class ModelConfig:
+    architecture: str = "glow"  # glow | realnvp
+    levels: int = 3
+    steps: int = 32
+    hidden_channels: int = 512
+    coupling: str = "affine"  # additive | affine
+    permutation: str = "invconv_lu"  # reverse | shuffle | invconv | invconv_lu
+    learn_top: bool = True
+    split_prior: bool = True
+    conditional: bool = False  # class-conditional prior + auxiliary classifier (needs labels)
+    memory_saving: bool = False
+    compile: bool = False
+
+
+@dataclass
+class OptimConfig:
+    optimizer: str = "adamax"  # adamax | adam
+    lr: float = 1e-3
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    weight_decay: float = 0.0
+    warmup_steps: int = 200
+    grad_clip: float = 0.0  # max gradient norm; 0 disables
+    ema_decay: float = 0.0  # Polyak averaging of the weights for eval and sampling; 0 disables
+    class_loss_weight: float = 0.01
+
+
+@dataclass
+class TrainerConfig:
+    max_epochs: int = 10
+    max_steps: int = -1
+    max_time: str | None = None  # "DD:HH:MM:SS"
+    accelerator: str = "auto"
+    devices: Any = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
+    precision: str = "32-true"
+    log_every_n_steps: int = 10
+    check_val_every_n_epoch: int = 1
+    limit_train_batches: float | None = None
+    limit_val_batches: float | None = None
+    deterministic: bool = False
+    enable_progress_bar: bool = True
+    num_threads: int | None = None  # torch intra-op threads per process
+
+
+@dataclass
+class LoggerConfig:
+    kind: str = "wandb"  # wandb | csv | tensorboard | none
+    project: str = "glow-lightning"
+    group: str | None = None
+    tags: list[str] = field(default_factory=list)
+    mode: str = "auto"  # auto (offline unless an API key is configured) | offline | online
+    log_checkpoints: bool = True
+
+
+@dataclass
+class CallbackConfig:
+    temperatures: list[float] = field(default_factory=lambda: [0.0, 0.5, 0.7, 0.8, 0.9, 1.0])
+    num_samples: int = 64
+    interpolation_pairs: int = 4
+    interpolation_steps: int = 8
+    every_n_epochs: int = 1
+    seed: int = 1234
+    enabled: bool = True
+
+
+@dataclass
+class CheckpointConfig:
+    every_n_steps: int = 0  # 0: only at the end of each epoch
+    keep_last: bool = True
+
+
+@dataclass
+class ExperimentConfig:
+    name: str = DEFAULT_EXPERIMENT
+    seed: int = 0
+    out_dir: str = "runs"
+    run_name: str | None = None
+    paper_bpd: float | None = None  # the paper's test bpd for this dataset, for comparison
+    notes: str = ""
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    callbacks: CallbackConfig = field(default_factory=CallbackConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+
+
+def configs_root() -> Path:
+    """The folder holding the shipped YAML files (``glow_lightning.configs`` package data)."""
+    return Path(str(importlib.resources.files("glow_lightning.configs")))
+
+
+def experiment_names() -> list[str]:
+    return sorted(p.stem for p in (configs_root() / "experiment").glob("*.yaml"))
+
+
+def _one_line(err: OmegaConfBaseException) -> str:
+    first = str(err).splitlines()[0] if str(err) else type(err).__name__
+    key = getattr(err, "full_key", None)
+    where = f" (at '{key}')" if key else ""
+    return f"config error{where}: {first}"
+
+
+def _experiment_file(name: str) -> Path:
+    path = configs_root() / "experiment" / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"unknown experiment '{name}'; available: {', '.join(experiment_names())}")
+    return path
+
+
+def _yaml(path: Path) -> DictConfig:
+    if not path.is_file():
+        raise ConfigError(f"config file '{path}' does not exist; pass config=<path to a .yaml>")
+    loaded = OmegaConf.load(path)
+    if not isinstance(loaded, DictConfig):
+        raise ConfigError(f"config file '{path}' must hold a mapping at the top level")
+    loaded.pop("defaults", None)
+    return loaded
+
+
+def _split_selectors(overrides: list[str]) -> tuple[list[Path], list[str]]:
+    files, rest = [], []
+    for item in overrides:
+        key, _, value = item.partition("=")
+        if key == "experiment":
+            files.append(_experiment_file(value))
+        elif key == "config":
+            files.append(Path(value))
+        else:
+            rest.append(item)
+    return files, rest
+
+
+def load_config(overrides: list[str] | None = None) -> ExperimentConfig:
+    """Defaults ← experiment/config files ← dotlist overrides; validated, typed."""
+    files, dotlist = _split_selectors(list(overrides or []))
+    if not files:
+        files = [_experiment_file(DEFAULT_EXPERIMENT)]
+    bad = [d for d in dotlist if "=" not in d]
+    if bad:
+        raise ConfigError(f"override '{bad[0]}' is not of the form key=value (e.g. model.steps=16)")
+    try:
+        cfg = OmegaConf.structured(ExperimentConfig)
+        for path in files:
+            cfg = OmegaConf.merge(cfg, _yaml(path))
+        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(dotlist))
+        obj = OmegaConf.to_object(cfg)
+    except OmegaConfBaseException as err:
+        raise ConfigError(_one_line(err)) from None
+    assert isinstance(obj, ExperimentConfig)
+    validate(obj)
+    return obj
+
+
+def _check(cond: bool, message: str) -> None:
+    if not cond:
+        raise ConfigError(f"config error: {message}")
+
+
+def validate(cfg: ExperimentConfig) -> None:
+    """Range and choice checks that the type system cannot express."""
+    _check(1 <= cfg.data.n_bits <= 8, f"data.n_bits={cfg.data.n_bits} must be in 1..8")
+    _check(cfg.data.batch_size >= 1, f"data.batch_size={cfg.data.batch_size} must be >= 1")
+    _check(cfg.optim.optimizer in ("adamax", "adam"),
+           f"optim.optimizer='{cfg.optim.optimizer}' must be one of adamax, adam")
+    _check(cfg.optim.lr > 0, f"optim.lr={cfg.optim.lr} must be > 0")
+    _check(0.0 <= cfg.optim.ema_decay < 1.0, f"optim.ema_decay={cfg.optim.ema_decay} must be in [0, 1)")
+    _check(cfg.logger.kind in ("wandb", "csv", "tensorboard", "none"),
+           f"logger.kind='{cfg.logger.kind}' must be one of wandb, csv, tensorboard, none")
+    _check(cfg.logger.mode in ("auto", "offline", "online", "disabled"),
+           f"logger.mode='{cfg.logger.mode}' must be one of auto, offline, online, disabled")
+    _check(all(t >= 0 for t in cfg.callbacks.temperatures), "callbacks.temperatures must be >= 0")
+
+
+def to_yaml(cfg: ExperimentConfig) -> str:
+    return OmegaConf.to_yaml(OmegaConf.structured(cfg))
+
+
+def to_dict(cfg: ExperimentConfig) -> dict[str, Any]:
+    out = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)
+    assert isinstance(out, dict)
+    return out  # type: ignore[return-value]
