@@ -33,7 +33,8 @@ class Interpolations(Callback):
 
     Every latent (each split's and the top) is encoded and interpolated; one grid row per pair
     whose end columns are the reconstructions of the real images. Rank zero, every
-    ``every_n_epochs``-th validation epoch; ``media/interpolations/epoch{E:03d}.png``, W&B key
+    ``every_n_epochs``-th validation epoch and at the end of training;
+    ``media/interpolations/epoch{E:03d}.png``, W&B key
     ``interpolations``. Needs a datamodule with ``example_images(n, split="test")``.
     """
 
@@ -43,6 +44,7 @@ class Interpolations(Callback):
         self.pairs = pairs
         self.steps = steps
         self.every_n_epochs = every_n_epochs
+        self._last_step = -1
 
     @torch.inference_mode()
     def interpolate(self, pl_module: GlowModule, x: Tensor) -> Tensor:
@@ -57,11 +59,16 @@ class Interpolations(Callback):
         if not trainer.sanity_checking and trainer.current_epoch % self.every_n_epochs == 0:
             self.log_grid(trainer, as_glow(pl_module))
 
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._last_step != trainer.global_step:  # skip when validation just drew these weights
+            self.log_grid(trainer, as_glow(pl_module))
+
     def log_grid(self, trainer: L.Trainer, pl_module: GlowModule) -> None:
         """Encode, interpolate, decode, save and log; rank zero only."""
         flow = pl_module.eval_flow()
         if not trainer.is_global_zero or not flow_ready(flow):
             return
+        self._last_step = trainer.global_step
         x = example_inputs(trainer, flow, pl_module.n_bits, 2 * self.pairs)
         if x is None or x.shape[0] < 2:
             return

@@ -16,3 +16,13 @@ torch.set_num_threads(1)
 def _seed():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(scope="session")
+def digits_cache(tmp_path_factory):
+    """A session-wide cache folder holding the embedded digits as a ``save_to_disk`` dataset."""
+    from glow_lightning.data.digits import build_digits_cache
+
+    root = tmp_path_factory.mktemp("glow_cache")
+    build_digits_cache(str(root))
+    return str(root)

@@ -1,0 +1,69 @@
+"""The command line end to end on a tiny model: train, test, sample, interpolate, errors."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from glow_lightning.cli import main
+
+TINY = ["model.levels=2", "model.steps=1", "model.hidden_channels=8", "data.max_train=64",
+        "data.max_test=16", "data.batch_size=16", "trainer.max_steps=3", "trainer.max_time=null",
+        "trainer.enable_progress_bar=false", "logger.kind=csv", "callbacks.every_n_epochs=1",
+        "callbacks.num_samples=4", "callbacks.interpolation_pairs=2"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, digits_cache):
+    out = tmp_path_factory.mktemp("runs")
+    code = main(["train", *TINY, f"data.cache_dir={digits_cache}", f"out_dir={out}",
+                 "run_name=tiny"])
+    assert code == 0
+    return out / "tiny", digits_cache
+
+
+def test_train_writes_config_checkpoint_and_media(trained):
+    run, _ = trained
+    assert (run / "config.yaml").read_text().count("hidden_channels: 8") == 1
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    grids = sorted((run / "media" / "samples").glob("*_T*.png"))
+    assert len(grids) >= 4
+    assert list((run / "media" / "interpolations").glob("*.png"))
+
+
+def test_test_sample_interpolate_commands(trained, tmp_path, capsys):
+    run, cache = trained
+    ckpt = str(run / "checkpoints" / "last.ckpt")
+    assert main(["test", f"ckpt={ckpt}", f"data.cache_dir={cache}"]) == 0
+    assert "test/bpd = " in capsys.readouterr().out
+    out = tmp_path / "grid.png"
+    assert main(["sample", f"ckpt={ckpt}", "n=9", "temperature=0.7", f"out={out}"]) == 0
+    grid = np.asarray(Image.open(out))
+    assert grid.shape == (3 * 34 + 2, 3 * 34 + 2)  # 3x3 grid of 32x32 digits, 2 px borders
+    interp = tmp_path / "interp.png"
+    assert main(["interpolate", f"ckpt={ckpt}", "pairs=2", "steps=5", f"out={interp}",
+                 f"data.cache_dir={cache}"]) == 0
+    assert np.asarray(Image.open(interp)).shape == (2 * 34 + 2, 5 * 34 + 2)
+
+
+@pytest.mark.parametrize("words, needle", [
+    (["train", "model.stepz=3"], "Did you mean: 'steps'?"),
+    (["train", "model.steps=abc"], "could not be converted to Integer"),
+    (["train", "experiment=nope"], "unknown experiment 'nope'; available: "),
+    (["train", "data.n_bits=9"], "data.n_bits=9 must be in 1..8"),
+    (["sample", "ckpt=/no/such.ckpt"], "checkpoint '/no/such.ckpt' does not exist"),
+])
+def test_config_errors_are_one_line(words, needle, capsys):
+    assert main(words) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and needle in err and "\n" not in err
+
+
+def test_help_lists_commands():
+    result = subprocess.run([sys.executable, "-m", "glow_lightning.cli", "--help"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0
+    for command in ("train", "test", "sample", "interpolate"):
+        assert command in result.stdout
