@@ -40,22 +40,33 @@ def data_init(reduce: Reduce | None = None) -> Iterator[None]:
 
 
 class ActNorm(nn.Module):
-    """Per-channel scale and bias with data-dependent init. Input (B, C, H, W) or (B, C)."""
+    """Per-channel scale and bias with data-dependent init. Input (B, C, H, W) or (B, C).
 
-    def __init__(self, num_channels: int, scale: float = 1.0, eps: float = 1e-6) -> None:
+    As in the reference code, the log-scale parameter ``logs`` is stored divided by
+    ``logscale_factor`` (3) and applied multiplied by it, so scales learn faster under Adam(ax).
+    """
+
+    def __init__(self, num_channels: int, scale: float = 1.0, eps: float = 1e-6,
+                 logscale_factor: float = 3.0) -> None:
         super().__init__()
         self.bias = nn.Parameter(torch.zeros(1, num_channels, 1, 1))
         self.logs = nn.Parameter(torch.zeros(1, num_channels, 1, 1))
         self.register_buffer("initialized", torch.tensor(False))
         self.scale = scale
         self.eps = eps
+        self.logscale_factor = logscale_factor
         self._seen_initialized = False  # mirror of the buffer, only ever set once it is true
         self.register_load_state_dict_post_hook(_refresh_mirror)
 
+    def log_scale(self) -> Tensor:
+        """The per-channel log-scale actually applied, (1, C, 1, 1)."""
+        return self.logs * self.logscale_factor
+
     def _shape(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        logs = self.log_scale()
         if x.dim() == 2:
-            return self.bias.view(1, -1), self.logs.view(1, -1)
-        return self.bias, self.logs
+            return self.bias.view(1, -1), logs.view(1, -1)
+        return self.bias, logs
 
     @torch.no_grad()
     def init_from(self, x: Tensor) -> None:
@@ -71,7 +82,7 @@ class ActNorm(nn.Module):
         var = (stats[1] / stats[2] - mean * mean).clamp_min(0.0)
         logs = torch.log(self.scale / (var.sqrt() + self.eps))
         self.bias.copy_(-mean.view_as(self.bias).to(self.bias.dtype))
-        self.logs.copy_(logs.view_as(self.logs).to(self.logs.dtype))
+        self.logs.copy_((logs / self.logscale_factor).view_as(self.logs).to(self.logs.dtype))
         self.initialized.fill_(True)
         self._seen_initialized = True
 
@@ -95,7 +106,7 @@ class ActNorm(nn.Module):
     def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         z = self.apply_forward(x)
         pixels = x[0, 0].numel() if x.dim() > 2 else 1
-        logdet = (self.logs.sum() * pixels).expand(x.shape[0])
+        logdet = (self.log_scale().sum() * pixels).expand(x.shape[0])
         return z, logdet
 
     def inverse(self, z: Tensor, cond: Tensor | None = None) -> Tensor:

@@ -59,7 +59,7 @@ class ConvActNorm(nn.Module):
         if not self.norm.is_initialized:
             return self.norm.apply_forward(self.conv(x))
         # (conv(x, W) + b)·e^s == conv(x, W·e^s) + b·e^s: one conv, no pass over the activations
-        scale = torch.exp(self.norm.logs).view(-1)
+        scale = torch.exp(self.norm.log_scale()).view(-1)
         return F.conv2d(x, self.conv.weight * scale.view(-1, 1, 1, 1),
                         self.norm.bias.view(-1) * scale, padding=self.conv.padding)
 
