@@ -6,6 +6,7 @@ Direction is data → noise: every layer has ``forward(x, cond=None) -> (z, loga
 
 from glow_lightning.flows.actnorm import ActNorm, data_init
 from glow_lightning.flows.builder import build_flow, validate
+from glow_lightning.flows.compile import compile_flow
 from glow_lightning.flows.coupling import AdditiveCoupling, AffineCoupling
 from glow_lightning.flows.glow import Glow
 from glow_lightning.flows.masked_coupling import ChannelCoupling, CheckerboardCoupling
@@ -18,5 +19,6 @@ from glow_lightning.flows.squeeze import Squeeze
 __all__ = [
     "ActNorm", "AdditiveCoupling", "AffineCoupling", "ChannelCoupling", "CheckerboardCoupling",
     "FlowOutput", "FlowSequence", "Glow", "InvConv1x1", "InvConv1x1LU", "MultiScaleFlow",
-    "RealNVP", "Reverse", "Shuffle", "Split", "Squeeze", "build_flow", "data_init", "validate",
+    "RealNVP", "Reverse", "Shuffle", "Split", "Squeeze", "build_flow", "compile_flow", "data_init",
+    "validate",
 ]

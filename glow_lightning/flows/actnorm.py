@@ -114,5 +114,5 @@ class ActNorm(nn.Module):
         return z * torch.exp(-logs) - bias
 
 
-def _refresh_mirror(module: nn.Module, incompatible_keys: object) -> None:
+def _refresh_mirror(module: ActNorm, incompatible_keys: object) -> None:
     module._seen_initialized = bool(module.initialized)

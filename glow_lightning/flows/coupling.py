@@ -8,48 +8,86 @@ identity (the last conv of the net is zero-initialised).
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from glow_lightning.flows.nets import GlowNet
 
 
-class AdditiveCoupling(nn.Module):
+class _Coupling(nn.Module):
+    """Shared split → transform second half → join; subclasses define the elementwise transform."""
+
+    n_keep: int  # channels passed through unchanged (not ``half``: that is nn.Module.half())
+
+    def _params(self, x1: Tensor) -> tuple[Tensor, Tensor | None]:  # (shift, log-scale or None)
+        raise NotImplementedError
+
+    def _transform(self, x2: Tensor, shift: Tensor, logscale: Tensor | None) -> Tensor:
+        raise NotImplementedError
+
+    def _untransform(self, z2: Tensor, shift: Tensor, logscale: Tensor | None) -> Tensor:
+        raise NotImplementedError
+
+    def _join(self, x1: Tensor, z2: Tensor, logscale: Tensor | None) -> tuple[Tensor, Tensor]:
+        logdet = (logscale.sum(dim=(1, 2, 3)) if logscale is not None
+                  else x1.new_zeros(x1.shape[0]))
+        return torch.cat([x1, z2], dim=1), logdet
+
+    def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        x1, x2 = x[:, : self.n_keep], x[:, self.n_keep :]
+        shift, logscale = self._params(x1)
+        return self._join(x1, self._transform(x2, shift, logscale), logscale)
+
+    def inverse(self, z: Tensor, cond: Tensor | None = None) -> Tensor:
+        z1, z2 = z[:, : self.n_keep], z[:, self.n_keep :]
+        return torch.cat([z1, self._untransform(z2, *self._params(z1))], dim=1)
+
+    def rebuild(self, z: Tensor) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
+        """For memory-saving backprop: input leaves ``(x1, x2)`` of output ``z`` and the forward
+        ``(z, logdet)`` recomputed from them under autograd. The net runs once, not twice (inverse
+        then forward), because its input half is the same in ``x`` and ``z``."""
+        x1 = z[:, : self.n_keep].detach().requires_grad_(True)
+        shift, logscale = self._params(x1)
+        with torch.no_grad():
+            x2 = self._untransform(z[:, self.n_keep :], shift, logscale)
+        x2.requires_grad_(True)
+        return (x1, x2), self._join(x1, self._transform(x2, shift, logscale), logscale)
+
+
+class AdditiveCoupling(_Coupling):
     """``z2 = x2 + NN(x1)``; log-det 0 (NICE / Glow additive)."""
 
     def __init__(self, num_channels: int, hidden_channels: int) -> None:
         super().__init__()
-        self.half = num_channels // 2
-        self.net = GlowNet(self.half, num_channels - self.half, hidden_channels)
+        self.n_keep = num_channels // 2
+        self.net = GlowNet(self.n_keep, num_channels - self.n_keep, hidden_channels)
 
-    def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        x1, x2 = x[:, : self.half], x[:, self.half :]
-        z2 = x2 + self.net(x1)
-        return torch.cat([x1, z2], dim=1), x.new_zeros(x.shape[0])
+    def _params(self, x1: Tensor) -> tuple[Tensor, None]:
+        return self.net(x1), None
 
-    def inverse(self, z: Tensor, cond: Tensor | None = None) -> Tensor:
-        z1, z2 = z[:, : self.half], z[:, self.half :]
-        return torch.cat([z1, z2 - self.net(z1)], dim=1)
+    def _transform(self, x2: Tensor, shift: Tensor, logscale: Tensor | None) -> Tensor:
+        return x2 + shift
+
+    def _untransform(self, z2: Tensor, shift: Tensor, logscale: Tensor | None) -> Tensor:
+        return z2 - shift
 
 
-class AffineCoupling(nn.Module):
+class AffineCoupling(_Coupling):
     """``z2 = (x2 + t) · sigmoid(h + 2)`` with ``(t, h) = NN(x1)``; log-det Σ log-scale."""
 
     def __init__(self, num_channels: int, hidden_channels: int) -> None:
         super().__init__()
-        self.half = num_channels // 2
-        self.net = GlowNet(self.half, 2 * (num_channels - self.half), hidden_channels)
+        self.n_keep = num_channels // 2
+        self.net = GlowNet(self.n_keep, 2 * (num_channels - self.n_keep), hidden_channels)
 
-    def _shift_logscale(self, x1: Tensor) -> tuple[Tensor, Tensor]:
+    def _params(self, x1: Tensor) -> tuple[Tensor, Tensor]:
         shift, raw = self.net.halves(x1)  # channels 0::2 and 1::2, as in the reference code
-        return shift, torch.nn.functional.logsigmoid(raw + 2.0)
+        return shift, F.logsigmoid(raw + 2.0)
 
-    def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        x1, x2 = x[:, : self.half], x[:, self.half :]
-        shift, logscale = self._shift_logscale(x1)
-        z2 = (x2 + shift) * torch.exp(logscale)
-        return torch.cat([x1, z2], dim=1), logscale.sum(dim=(1, 2, 3))
+    def _transform(self, x2: Tensor, shift: Tensor, logscale: Tensor | None) -> Tensor:
+        assert logscale is not None
+        return (x2 + shift) * torch.exp(logscale)
 
-    def inverse(self, z: Tensor, cond: Tensor | None = None) -> Tensor:
-        z1, z2 = z[:, : self.half], z[:, self.half :]
-        shift, logscale = self._shift_logscale(z1)
-        return torch.cat([z1, z2 * torch.exp(-logscale) - shift], dim=1)
+    def _untransform(self, z2: Tensor, shift: Tensor, logscale: Tensor | None) -> Tensor:
+        assert logscale is not None
+        return z2 * torch.exp(-logscale) - shift

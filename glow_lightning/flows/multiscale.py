@@ -104,7 +104,7 @@ class MultiScaleFlow(nn.Module):
 
     def log_prob(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         """log p(x) (or log p(x | y)) in nats, shape (B,)."""
-        return self.forward(x, y).log_prob
+        return self(x, y).log_prob  # through __call__, so a compiled forward is used
 
     def decode(self, latents: list[Tensor | None], temperature: float = 1.0,
                generator: torch.Generator | None = None) -> Tensor:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -30,6 +32,7 @@ class ZeroConv2d(nn.Module):
     def _conv(self, x: Tensor, order: Tensor | None) -> Tensor:
         # conv(x)·e^{3·logs} as one conv with the scale folded into weight and bias
         scale = torch.exp(self.logs * self.logscale_factor).view(-1)
+        assert self.conv.bias is not None
         weight, bias = self.conv.weight * scale.view(-1, 1, 1, 1), self.conv.bias * scale
         if order is not None:
             weight, bias = weight[order], bias[order]
@@ -40,7 +43,7 @@ class ZeroConv2d(nn.Module):
 
     def halves(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """``(out[:, 0::2], out[:, 1::2])`` of :meth:`forward`, each a contiguous channel block."""
-        h = self._conv(x, self.evens_then_odds)
+        h = self._conv(x, cast(Tensor, self.evens_then_odds))
         half = (h.shape[1] + 1) // 2
         return h[:, :half], h[:, half:]
 

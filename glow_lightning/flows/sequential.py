@@ -62,24 +62,38 @@ class _InvertibleBackprop(torch.autograd.Function):
         index = {id(p): i for i, p in enumerate(ctx.params)}
         param_grads: list[Tensor | None] = [None] * len(ctx.params)
         for layer in reversed(ctx.seq.layers):
-            with torch.no_grad():
-                x = layer.inverse(z)
-            grad_z, z = _layer_backward(layer, x, grad_z, grad_logdet, index, param_grads)
+            grad_z, z = _layer_backward(layer, z, grad_z, grad_logdet, index, param_grads)
         return (None, grad_z, *param_grads)
 
 
-def _layer_backward(layer: nn.Module, x: Tensor, grad_z: Tensor, grad_logdet: Tensor,
-                    index: dict[int, int], param_grads: list[Tensor | None]) -> tuple[Tensor, Tensor]:
-    """Re-run one layer on its reconstructed input and backprop through it alone."""
+def _rebuild(layer: nn.Module, z: Tensor) -> tuple[tuple[Tensor, ...], tuple[Tensor, Tensor]]:
+    """Input leaves of ``layer`` given its output ``z``, and ``layer``'s forward from them."""
+    if hasattr(layer, "rebuild"):  # couplings: one net evaluation instead of two
+        return layer.rebuild(z)
+    with torch.no_grad():
+        x = layer.inverse(z)
+    x = x.detach().requires_grad_(True)
+    return (x,), layer(x)
+
+
+def _layer_backward(layer: nn.Module, z: Tensor, grad_z: Tensor, grad_logdet: Tensor,
+                    index: dict[int, int],
+                    param_grads: list[Tensor | None]) -> tuple[Tensor, Tensor]:
+    """Reconstruct one layer's input from its output, re-run it under autograd, backprop it alone.
+    Returns the gradient w.r.t. the layer's input and the (detached) input itself."""
     params = [p for p in layer.parameters() if id(p) in index]
     with torch.enable_grad():
-        x = x.detach().requires_grad_(True)
-        z, logdet = layer(x)
+        leaves, (z, logdet) = _rebuild(layer, z)
         pairs = [(t, g) for t, g in ((z, grad_z), (logdet, grad_logdet)) if t.requires_grad]
-        grads = torch.autograd.grad([t for t, _ in pairs], (x, *params), [g for _, g in pairs],
-                                    allow_unused=True)
-    for p, g in zip(params, grads[1:], strict=True):
+        grads = torch.autograd.grad([t for t, _ in pairs], (*leaves, *params),
+                                    [g for _, g in pairs], allow_unused=True)
+    n = len(leaves)
+    for p, g in zip(params, grads[n:], strict=True):
         if g is not None:
             i = index[id(p)]
-            param_grads[i] = g if param_grads[i] is None else param_grads[i] + g
-    return grads[0], x.detach()
+            prev = param_grads[i]
+            param_grads[i] = g if prev is None else prev + g
+    grad_x = [g if g is not None else torch.zeros_like(x)
+              for g, x in zip(grads[:n], leaves, strict=True)]
+    x = leaves[0] if n == 1 else torch.cat(leaves, dim=1)
+    return (grad_x[0] if n == 1 else torch.cat(grad_x, dim=1)), x.detach()

@@ -1,0 +1,117 @@
+"""The fast paths compute the same maths as the plain formulas (float64, small shapes)."""
+
+import torch
+import torch.nn.functional as F
+
+from glow_lightning.flows import ActNorm, AdditiveCoupling, AffineCoupling, build_flow, compile_flow
+from glow_lightning.flows.nets import ConvActNorm, ZeroConv2d
+from glow_lightning.flows.permutations import InvConv1x1LU
+from glow_lightning.flows.squeeze import squeeze, unsqueeze
+from tests.flow_utils import randomize
+
+SMALL = dict(image_shape=(4, 8, 8), levels=2, steps=2, hidden_channels=8)
+
+
+def test_actnorm_mirror_follows_the_buffer_through_load_state_dict():
+    trained = ActNorm(3).double()
+    trained(torch.randn(8, 3, 4, 4, dtype=torch.float64))
+    fresh = ActNorm(3).double()
+    assert not fresh.is_initialized
+    fresh.load_state_dict(trained.state_dict())
+    assert fresh.is_initialized and fresh._seen_initialized
+    trained.load_state_dict(ActNorm(3).double().state_dict())  # an uninitialised checkpoint
+    assert not trained.is_initialized  # so the next batch initialises it again
+
+
+def test_conv_actnorm_folded_equals_conv_then_actnorm():
+    layer = randomize(ConvActNorm(3, 5, 3).double(), 0.1)
+    x = torch.randn(2, 3, 6, 6, dtype=torch.float64)
+    plain = layer.norm.apply_forward(layer.conv(x))
+    assert torch.allclose(layer(x), plain, atol=1e-12)
+
+
+def test_zero_conv_folded_scale_and_halves_match_the_interleaved_reading():
+    layer = randomize(ZeroConv2d(4, 6).double(), 0.1)
+    x = torch.randn(2, 4, 5, 5, dtype=torch.float64)
+    plain = layer.conv(x) * torch.exp(layer.logs * layer.logscale_factor)
+    assert torch.allclose(layer(x), plain, atol=1e-12)
+    evens, odds = layer.halves(x)
+    assert torch.allclose(evens, plain[:, 0::2], atol=1e-12)
+    assert torch.allclose(odds, plain[:, 1::2], atol=1e-12)
+
+
+def test_squeeze_is_channels_last_and_matches_the_reference_reshape():
+    x = torch.randn(2, 3, 8, 6, dtype=torch.float64)
+    b, c, h, w = x.shape
+    ref = x.reshape(b, c, h // 2, 2, w // 2, 2).permute(0, 1, 3, 5, 2, 4).reshape(b, 4 * c, 4, 3)
+    out = squeeze(x)
+    assert torch.equal(out, ref) and out.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(squeeze(x.contiguous(memory_format=torch.channels_last)), ref)
+    assert torch.equal(unsqueeze(out), x) and torch.equal(unsqueeze(ref), x)
+
+
+def test_coupling_rebuild_reconstructs_the_input_and_the_forward():
+    for cls in (AdditiveCoupling, AffineCoupling):
+        layer = randomize(cls(6, 8).double(), 0.1)
+        x = torch.randn(2, 6, 4, 4, dtype=torch.float64)
+        z, logdet = layer(x)
+        (x1, x2), (z_again, logdet_again) = layer.rebuild(z)
+        assert torch.allclose(torch.cat([x1, x2], 1), x, atol=1e-12)
+        assert torch.allclose(z_again, z, atol=1e-12) and torch.allclose(logdet_again, logdet)
+        assert x1.requires_grad and x2.requires_grad and z_again.requires_grad
+
+
+def test_memory_saving_gradients_equal_standard_for_additive_coupling():
+    x = torch.rand(3, 4, 8, 8, dtype=torch.float64) - 0.5
+    grads = []
+    for memory_saving in (False, True):
+        torch.manual_seed(0)
+        spec = dict(SMALL, coupling="additive", memory_saving=memory_saving)
+        m = randomize(build_flow(**spec).double(), 0.05).train()
+        (-m.log_prob(x).mean()).backward()
+        grads.append({n: p.grad.clone() for n, p in m.named_parameters()})
+    for key, g in grads[0].items():
+        assert torch.allclose(g, grads[1][key], atol=1e-10, rtol=1e-7), key
+
+
+def test_sampling_under_inference_mode_reuses_the_cached_inverse_weight():
+    m = randomize(build_flow(**SMALL).double(), 0.05).eval()
+    conv = next(mod for mod in m.modules() if isinstance(mod, InvConv1x1LU))
+    m.sample(2, 0.7)
+    cached = conv._cache[1]
+    m.sample(3, 0.7)
+    assert conv._cache[1] is cached  # not recomputed
+    assert torch.allclose(cached, torch.linalg.inv(conv.weight_and_logdet()[0]), atol=1e-12)
+    with torch.no_grad():
+        conv.log_s.add_(0.1)  # an update invalidates it
+    m.sample(2, 0.7)
+    assert conv._cache[1] is not cached
+
+
+def test_decode_returns_a_plain_contiguous_image():
+    m = randomize(build_flow(**SMALL).double(), 0.05)
+    x = torch.rand(2, 4, 8, 8, dtype=torch.float64) - 0.5
+    out = m.decode(m.encode(x))
+    assert out.is_contiguous() and torch.allclose(out, x, atol=1e-10)
+
+
+def test_compile_flow_keeps_module_state_and_values():
+    torch.manual_seed(0)
+    m = randomize(build_flow(**SMALL).double(), 0.05)
+    x = torch.rand(2, 4, 8, 8, dtype=torch.float64) - 0.5
+    ref, keys = m.log_prob(x), list(m.state_dict())
+    assert compile_flow(m, backend="eager") is m  # dynamo tracing only: seconds, not minutes
+    out = m.log_prob(x)
+    out.sum().backward()
+    assert list(m.state_dict()) == keys and torch.allclose(out, ref, atol=1e-10)
+    assert all(p.grad is not None for p in m.parameters())
+
+
+def test_in_place_relu_leaves_gradients_equal_to_out_of_place():
+    layer = randomize(AffineCoupling(4, 8).double(), 0.1)
+    x = torch.randn(2, 4, 4, 4, dtype=torch.float64, requires_grad=True)
+    net = layer.net
+    h = net.out(F.relu(net.conv2(F.relu(net.conv1(x[:, :2])))))
+    (g_ref,) = torch.autograd.grad(h.square().sum(), x)
+    (g,) = torch.autograd.grad(net(x[:, :2]).square().sum(), x)
+    assert torch.allclose(g, g_ref, atol=1e-12)
