@@ -66,6 +66,7 @@ class OptimConfig:
     grad_clip: float = 0.0  # max gradient norm; 0 disables
     ema_decay: float = 0.0  # Polyak averaging of the weights for eval and sampling; 0 disables
     class_loss_weight: float = 0.01
+    max_skipped_in_row: int = 20  # stop after this many non-finite steps in a row (all skipped)
 
 
 @dataclass
@@ -110,8 +111,8 @@ class CallbackConfig:
 
 @dataclass
 class CheckpointConfig:
-    every_n_steps: int = 0  # 0: only at the end of each epoch
-    keep_last: bool = True
+    every_n_steps: int = 0  # 0: at the end of each epoch; always once more when training ends
+    keep_last: bool = True  # <run_dir>/checkpoints/last.ckpt, overwritten at every save
 
 
 @dataclass
@@ -120,6 +121,7 @@ class ExperimentConfig:
     seed: int = 0
     out_dir: str = "runs"
     run_name: str | None = None
+    resume: str | None = None  # a .ckpt path, or "auto": <run_dir>/checkpoints/last.ckpt if any
     paper_bpd: float | None = None  # the paper's test bpd for this dataset, for comparison
     notes: str = ""
     data: DataConfig = field(default_factory=DataConfig)
@@ -150,7 +152,8 @@ def _one_line(err: OmegaConfBaseException) -> str:
 def _experiment_file(name: str) -> Path:
     path = configs_root() / "experiment" / f"{name}.yaml"
     if not path.is_file():
-        raise ConfigError(f"unknown experiment '{name}'; available: {', '.join(experiment_names())}")
+        names = ", ".join(experiment_names())
+        raise ConfigError(f"unknown experiment '{name}'; available: {names}")
     return path
 
 
@@ -210,7 +213,13 @@ def validate(cfg: ExperimentConfig) -> None:
     _check(cfg.optim.optimizer in ("adamax", "adam"),
            f"optim.optimizer='{cfg.optim.optimizer}' must be one of adamax, adam")
     _check(cfg.optim.lr > 0, f"optim.lr={cfg.optim.lr} must be > 0")
-    _check(0.0 <= cfg.optim.ema_decay < 1.0, f"optim.ema_decay={cfg.optim.ema_decay} must be in [0, 1)")
+    _check(0.0 <= cfg.optim.ema_decay < 1.0,
+           f"optim.ema_decay={cfg.optim.ema_decay} must be in [0, 1)")
+    _check(cfg.optim.grad_clip >= 0, f"optim.grad_clip={cfg.optim.grad_clip} must be >= 0")
+    _check(cfg.optim.max_skipped_in_row >= 1,
+           f"optim.max_skipped_in_row={cfg.optim.max_skipped_in_row} must be >= 1")
+    _check(cfg.checkpoint.every_n_steps >= 0,
+           f"checkpoint.every_n_steps={cfg.checkpoint.every_n_steps} must be >= 0 (0: every epoch)")
     _check(cfg.logger.kind in ("wandb", "csv", "tensorboard", "none"),
            f"logger.kind='{cfg.logger.kind}' must be one of wandb, csv, tensorboard, none")
     _check(cfg.logger.mode in ("auto", "offline", "online", "disabled"),

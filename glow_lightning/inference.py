@@ -1,10 +1,12 @@
 """Checkpoint-driven commands: test bits/dim, sample grids, interpolations.
 
-Checkpoints are loaded with ``weights_only=True``: loading never runs pickled code.
+Checkpoints are loaded with ``weights_only=True``: loading never runs pickled code, and a file
+that carries other pickled objects is refused with one line (:mod:`glow_lightning.safe_load`).
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import lightning as L
@@ -15,18 +17,15 @@ from omegaconf.errors import OmegaConfBaseException
 from glow_lightning.config import ConfigError, ExperimentConfig, validate
 from glow_lightning.module import GlowModule
 from glow_lightning.ops import bins_to_float, postprocess
+from glow_lightning.safe_load import check_checkpoint
 
 
 def load_module(ckpt: str | Path, map_location: str = "cpu") -> GlowModule:
-    """Rebuild a GlowModule from its checkpoint alone (safe, weights-only load)."""
-    try:
-        module = GlowModule.load_from_checkpoint(str(ckpt), map_location=map_location,
-                                                 weights_only=True)
-    except Exception as err:
-        if "weights_only" in str(err) or "Unsupported global" in str(err):
-            raise ConfigError(f"refusing to load '{ckpt}': it holds pickled objects beyond "
-                              "tensors and plain values; only weights-only checkpoints load") from None
-        raise
+    """Rebuild a GlowModule from its checkpoint alone (safe, weights-only load). Raises
+    CheckpointRefused (a ConfigError) for a missing, damaged or code-carrying file."""
+    check_checkpoint(ckpt)
+    module = GlowModule.load_from_checkpoint(str(ckpt), map_location=map_location,
+                                             weights_only=True)
     return module.eval()
 
 
@@ -62,8 +61,20 @@ def sample_checkpoint(ckpt: str, n: int, temperature: float, out: str, seed: int
     gen = torch.Generator().manual_seed(seed)
     with module.sampling() as flow:
         x = flow.sample(n, temperature, generator=gen)
-    images = postprocess(torch.nan_to_num(x), module.n_bits)
+    warn_nonfinite(x, f"sample ckpt={ckpt} temperature={temperature}")
+    finite = torch.isfinite(x)
+    images = postprocess(torch.where(finite, x, torch.zeros_like(x)), module.n_bits)
     return save_png(out, make_grid(images, nrow=int(max(1, round(n**0.5)))))
+
+
+def warn_nonfinite(x: torch.Tensor, what: str) -> int:
+    """Print one warning line to stderr when ``x`` holds NaN or inf; returns their count."""
+    bad = int((~torch.isfinite(x)).sum())
+    if bad:
+        print(f"warning: {what}: {bad} of {x.numel()} sample values were not finite (NaN or inf; "
+              "drawn as 0, mid-grey); try a lower temperature or another checkpoint",
+              file=sys.stderr)
+    return bad
 
 
 def interpolate_checkpoint(ckpt: str, pairs: int, steps: int, out: str,
@@ -80,5 +91,8 @@ def interpolate_checkpoint(ckpt: str, pairs: int, steps: int, out: str,
     with module.sampling() as flow, torch.no_grad():
         latents = flow.encode(x)
         path = interpolate_latents([z[0::2] for z in latents], [z[1::2] for z in latents], steps)
-        images = postprocess(flow.decode(path), module.n_bits)
+        decoded = flow.decode(path)
+    warn_nonfinite(decoded, f"interpolate ckpt={ckpt}")
+    decoded = torch.where(torch.isfinite(decoded), decoded, torch.zeros_like(decoded))
+    images = postprocess(decoded, module.n_bits)
     return save_png(out, make_grid(images, nrow=steps))

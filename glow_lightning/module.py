@@ -4,6 +4,11 @@ It takes plain values, calls ``save_hyperparameters()`` and builds the flow itse
 ``GlowModule.load_from_checkpoint(path)`` needs nothing else. One shared step computes per-sample
 bits/dim (:func:`glow_lightning.ops.bits_per_dim`) into torchmetrics ``MeanMetric``s, so partial
 batches and DDP are weighted correctly.
+
+Reliability: a step with a non-finite loss or gradient is skipped, never applied
+(:mod:`glow_lightning.guard`); training noise depends only on (seed, batch counter, rank)
+(:mod:`glow_lightning.rng`), and the counter, the guard's counts and every rank's global RNG state
+travel in the checkpoint, so a resumed run repeats an uninterrupted one step for step.
 """
 
 from __future__ import annotations
@@ -15,17 +20,22 @@ from typing import Any
 import lightning as L
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 from torchmetrics import MeanMetric
 
 from glow_lightning.ema import EMA
 from glow_lightning.flows import ActNorm, MultiScaleFlow, build_flow, data_init
+from glow_lightning.guard import NonFiniteGuard
 from glow_lightning.ops import bins_to_float, bits_per_dim, dequantize
+from glow_lightning.rng import gather_rng_states, set_local_rng_state, step_noise
 
 DEFAULT_OPTIM: dict[str, Any] = dict(optimizer="adamax", lr=1e-3, betas=(0.9, 0.999),
                                      weight_decay=0.0, warmup_steps=200, ema_decay=0.0,
-                                     class_loss_weight=0.01, eval_noise_seed=0)
+                                     class_loss_weight=0.01, eval_noise_seed=0,
+                                     max_skipped_in_row=20)
 STAGES = ("train", "val", "test")
+STATE_KEY = "glow_lightning"  # checkpoint entry: batch counter, guard counts, per-rank RNG
 
 
 class GlowModule(L.LightningModule):
@@ -44,6 +54,10 @@ class GlowModule(L.LightningModule):
         decay = float(self.optim_cfg["ema_decay"])
         self.ema = EMA(self.flow, decay) if decay > 0 else None
         self.metrics = torch.nn.ModuleDict({f"{s}_bpd": MeanMetric() for s in STAGES})
+        self.guard = NonFiniteGuard(int(self.optim_cfg["max_skipped_in_row"]))
+        self.noise_seed = int(model.get("seed", 0))
+        self.train_batches = 0  # training batches seen, skipped ones included; seeds the noise
+        self._pending_rng: Tensor | None = None
         object.__setattr__(self, "_init_done", False)
         # Kept out of the module tree so checkpoints hold one copy of the weights.
         object.__setattr__(self, "_compiled", torch.compile(self.flow) if compile else None)
@@ -75,6 +89,11 @@ class GlowModule(L.LightningModule):
             return x + noise / 2**self.n_bits
         return dequantize(x, self.n_bits)
 
+    def _train_noise(self, bins: Tensor) -> Tensor:
+        """Dequantisation noise for this training batch, from (seed, batch counter, rank) only."""
+        return step_noise(bins.shape, self.noise_seed, self.train_batches, self.global_rank,
+                          bins.device, self.dtype)
+
     def _eval_noise(self, bins: Tensor, index: Tensor | None) -> Tensor | None:
         """Fixed dequantisation noise per image index, so eval bpd is independent of batching and
         of the number of processes."""
@@ -88,7 +107,8 @@ class GlowModule(L.LightningModule):
     def needs_data_init(self) -> bool:
         if self._init_done:  # the buffers stay the source of truth; this only skips the scan
             return False
-        pending = any(not bool(m.initialized) for m in self.flow.modules() if isinstance(m, ActNorm))
+        norms = [m for m in self.flow.modules() if isinstance(m, ActNorm)]
+        pending = any(not bool(m.initialized) for m in norms)
         object.__setattr__(self, "_init_done", not pending)
         return pending
 
@@ -115,13 +135,10 @@ class GlowModule(L.LightningModule):
         flow = self.flow if stage == "train" else self.eval_flow()
         if stage == "train" and self._compiled is not None:
             flow = self._compiled
-        noise = None if stage == "train" else self._eval_noise(bins, index)
+        noise = self._train_noise(bins) if stage == "train" else self._eval_noise(bins, index)
         out = flow(self.to_flow_input(bins, noise), y)
         bpd = bits_per_dim(out.log_prob, self.flow.num_dims, self.n_bits)
-        metric = self.metrics[f"{stage}_bpd"]
-        metric.update(bpd.detach())
-        self.log(f"{stage}/bpd", metric, on_step=stage == "train", on_epoch=True,
-                 prog_bar=True, batch_size=bins.shape[0])
+        self._update_bpd(stage, bpd.detach())
         loss = bpd.mean()
         if out.logits is not None and y is not None:
             ce = F.cross_entropy(out.logits, y)
@@ -131,14 +148,81 @@ class GlowModule(L.LightningModule):
             loss = loss + float(self.optim_cfg["class_loss_weight"]) * ce
         return loss
 
+    def _update_bpd(self, stage: str, bpd: Tensor) -> None:
+        """Per-sample bpd into the stage's mean; non-finite training samples get weight 0 (their
+        step is skipped), evaluation keeps them so a broken model reads as NaN."""
+        metric = self.metrics[f"{stage}_bpd"]
+        if stage == "train":
+            finite = torch.isfinite(bpd)
+            metric.update(torch.where(finite, bpd, torch.zeros_like(bpd)), finite.to(bpd.dtype))
+        else:
+            metric.update(bpd)
+        self.log(f"{stage}/bpd", metric, on_step=stage == "train", on_epoch=True,
+                 prog_bar=True, batch_size=bpd.shape[0])
+
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         loss = self._shared_step(batch, "train")
+        self.train_batches += 1
+        self.guard.note_loss(loss)
         self.log("train/loss", loss, batch_size=batch[0].shape[0])
         return loss
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        self.log("train/skipped_steps", float(self.guard.skipped), on_step=True, on_epoch=False,
+                 batch_size=batch[0].shape[0])
+
+    # ----------------------------------------------------------------- non-finite guard
+    def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any,
+                       optimizer_closure: Any = None) -> None:
+        """Forward and backward, then the step only if loss and gradients are finite on every
+        rank; the EMA follows applied steps only."""
+        loss = optimizer_closure() if optimizer_closure is not None else None
+        if self.guard.should_skip(self.flow.parameters(), self._reduce_sum, self._check_grads()):
+            optimizer.zero_grad(set_to_none=True)
+            self._on_skip()
+            return
+        optimizer.step(closure=lambda: loss)  # the closure already ran; clipping happens inside
         if self.ema is not None:
             self.ema.update(self.flow)
+
+    def _reduce_sum(self, flag: Tensor) -> Tensor:
+        if self._trainer is None:
+            return flag
+        return self.trainer.strategy.reduce(flag.to(self.device), reduce_op="sum")
+
+    def _check_grads(self) -> bool:
+        """With a GradScaler (16-bit AMP) inf gradients are the scaler's business: it skips the
+        step and lowers its scale itself."""
+        if self._trainer is None:
+            return True
+        return getattr(self.trainer.precision_plugin, "scaler", None) is None
+
+    def _on_skip(self) -> None:
+        g = self.guard
+        rank_zero_warn(f"skipped optimiser step {self.global_step}: non-finite loss or gradient "
+                       f"({g.in_row} in a row, {g.skipped} in total)")
+        if g.tripped and self._trainer is not None:
+            self.trainer.should_stop = True
+
+    # ----------------------------------------------------------------- checkpoint state
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Plain ints and uint8 tensors only, so the checkpoint stays weights-only loadable."""
+        checkpoint[STATE_KEY] = {"train_batches": self.train_batches,
+                                 "guard": self.guard.state_dict(),
+                                 "rng": gather_rng_states(self._trainer, self.device)}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get(STATE_KEY) or {}
+        self.train_batches = int(state.get("train_batches", 0))
+        self.guard.load_state_dict(state.get("guard", {}))
+        rng = state.get("rng") or []
+        self._pending_rng = rng[self.global_rank] if self.global_rank < len(rng) else None
+
+    def on_train_start(self) -> None:
+        """Restore this rank's global RNG once the loaders are set up (they draw from it)."""
+        if self._pending_rng is not None:
+            set_local_rng_state(self._pending_rng)
+            self._pending_rng = None
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         self._shared_step(batch, "val")

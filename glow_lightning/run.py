@@ -1,4 +1,11 @@
-"""Assemble an experiment from an :class:`ExperimentConfig`: data, module, logger, trainer."""
+"""Assemble an experiment from an :class:`ExperimentConfig`: data, module, logger, trainer.
+
+Checkpoints are written atomically every ``checkpoint.every_n_steps`` steps (else every epoch)
+and when training ends, to ``<run_dir>/checkpoints/`` (``last.ckpt`` is the newest). ``resume=``
+continues a run exactly, mid-epoch included: ``resume=<path.ckpt>``, or ``resume=auto`` with a
+fixed ``run_name`` (continue from ``<out_dir>/<run_name>/checkpoints/last.ckpt`` when it exists,
+else start). Every checkpoint is read weights-only.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +13,22 @@ import dataclasses
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
 
+from glow_lightning.checkpointing import AtomicCheckpointIO, StepCheckpoint, resolve_resume
 from glow_lightning.config import ConfigError, ExperimentConfig, to_dict, to_yaml
+from glow_lightning.flows import validate as validate_flow
+from glow_lightning.guard import TrainingDiverged
 from glow_lightning.module import GlowModule
+from glow_lightning.safe_load import check_checkpoint
+
+if TYPE_CHECKING:
+    from glow_lightning.data import ImageDataModule
 
 
 def run_dir_for(cfg: ExperimentConfig) -> Path:
@@ -22,11 +36,26 @@ def run_dir_for(cfg: ExperimentConfig) -> Path:
     return Path(cfg.out_dir) / name
 
 
-def build_datamodule(cfg: ExperimentConfig) -> L.LightningDataModule:
+def build_datamodule(cfg: ExperimentConfig) -> ImageDataModule:
     from glow_lightning.data import build_datamodule as build
 
     kwargs = {k: v for k, v in dataclasses.asdict(cfg.data).items() if k != "name"}
-    return build(cfg.data.name, **kwargs)
+    try:
+        return build(cfg.data.name, **kwargs)
+    except ValueError as err:
+        if type(err).__name__ == "DataError":
+            raise
+        raise ConfigError(f"config error in data: {err}") from None
+
+
+def check_model(cfg: ExperimentConfig, image_shape: tuple[int, ...]) -> None:
+    """Model settings against the image shape, before any data is loaded (fail fast)."""
+    m = cfg.model
+    try:
+        validate_flow(tuple(image_shape), m.levels, m.steps, m.hidden_channels, m.coupling,
+                      m.permutation, m.architecture, 0)
+    except ValueError as err:
+        raise ConfigError(f"config error in model: {err}") from None
 
 
 def model_kwargs(cfg: ExperimentConfig, image_shape: tuple[int, ...], num_classes: int) -> dict:
@@ -41,7 +70,8 @@ def model_kwargs(cfg: ExperimentConfig, image_shape: tuple[int, ...], num_classe
                 memory_saving=m.memory_saving, seed=cfg.seed)
 
 
-def build_module(cfg: ExperimentConfig, image_shape: tuple[int, ...], num_classes: int) -> GlowModule:
+def build_module(cfg: ExperimentConfig, image_shape: tuple[int, ...], num_classes: int
+                 ) -> GlowModule:
     optim = {k: v for k, v in dataclasses.asdict(cfg.optim).items() if k != "grad_clip"}
     try:
         return GlowModule(model=model_kwargs(cfg, image_shape, num_classes), n_bits=cfg.data.n_bits,
@@ -76,17 +106,15 @@ def build_logger(cfg: ExperimentConfig, run_dir: Path) -> Logger | bool:
         return TensorBoardLogger(save_dir=str(run_dir), name="tensorboard")
     mode = wandb_mode(cfg)
     os.environ["WANDB_MODE"] = mode
+    upload = mode == "online" and cfg.logger.log_checkpoints
     return WandbLogger(project=cfg.logger.project, group=cfg.logger.group, tags=cfg.logger.tags,
                        name=run_dir.name, save_dir=str(run_dir), offline=mode != "online",
-                       log_model="all" if mode == "online" and cfg.logger.log_checkpoints else False,
-                       config=to_dict(cfg))
+                       log_model="all" if upload else False, config=to_dict(cfg))
 
 
-def checkpoint_callback(cfg: ExperimentConfig, run_dir: Path) -> ModelCheckpoint:
-    every = cfg.checkpoint.every_n_steps or None
-    return ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), save_last=cfg.checkpoint.keep_last,
-                           every_n_train_steps=every, save_top_k=-1 if every else 1,
-                           filename="step{step:07d}", auto_insert_metric_name=False)
+def checkpoint_callback(cfg: ExperimentConfig, run_dir: Path) -> StepCheckpoint:
+    return StepCheckpoint(run_dir / "checkpoints", cfg.checkpoint.every_n_steps,
+                          cfg.checkpoint.keep_last)
 
 
 def build_trainer(cfg: ExperimentConfig, run_dir: Path, callbacks: list[Callback],
@@ -104,33 +132,56 @@ def build_trainer(cfg: ExperimentConfig, run_dir: Path, callbacks: list[Callback
         gradient_clip_val=cfg.optim.grad_clip or None, default_root_dir=str(run_dir),
         logger=logger, callbacks=callbacks, use_distributed_sampler=False,
         num_sanity_val_steps=0,  # ActNorm data init must see training data first
-        **extra)
+        plugins=[AtomicCheckpointIO()], **extra)
 
 
 def experiment_callbacks(cfg: ExperimentConfig, run_dir: Path) -> list[Callback]:
+    """The checkpoint callback first, then the observing callbacks of ``cfg.callbacks``."""
     from glow_lightning.callbacks import build_callbacks
 
     return [checkpoint_callback(cfg, run_dir), *build_callbacks(cfg.callbacks)]
 
 
-def train(cfg: ExperimentConfig) -> dict[str, Any]:
-    """Fit, then test with the final (EMA, if enabled) weights. Returns the test metrics."""
+def prepare_run(cfg: ExperimentConfig) -> tuple[Path, str | None]:
+    """Threads, seeds, the run directory with its config.yaml, and the checkpoint to resume from
+    (checked weights-only loadable before anything else happens)."""
     if cfg.trainer.num_threads:
         torch.set_num_threads(cfg.trainer.num_threads)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     run_dir = run_dir_for(cfg)
+    resume = resolve_resume(cfg, run_dir)
+    if resume:
+        check_checkpoint(resume)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(to_yaml(cfg))
+    return run_dir, resume
+
+
+def setup_data(cfg: ExperimentConfig) -> ImageDataModule:
     datamodule = build_datamodule(cfg)
+    check_model(cfg, datamodule.image_shape)
     datamodule.prepare_data()
     datamodule.setup("fit")
+    return datamodule
+
+
+def train(cfg: ExperimentConfig, extra_callbacks: list[Callback] | None = None) -> dict[str, Any]:
+    """Fit (or resume), then test with the final (EMA, if enabled) weights. Returns the test
+    metrics. Raises :class:`TrainingDiverged` when too many non-finite steps came in a row."""
+    run_dir, resume = prepare_run(cfg)
+    datamodule = setup_data(cfg)
     module = build_module(cfg, datamodule.image_shape, datamodule.num_classes)
-    trainer = build_trainer(cfg, run_dir, experiment_callbacks(cfg, run_dir),
-                            build_logger(cfg, run_dir))
-    trainer.fit(module, datamodule=datamodule)
+    callbacks = [*experiment_callbacks(cfg, run_dir), *(extra_callbacks or [])]
+    checkpoints = callbacks[0]
+    assert isinstance(checkpoints, StepCheckpoint)
+    trainer = build_trainer(cfg, run_dir, callbacks, build_logger(cfg, run_dir))
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
+    if module.guard.tripped:
+        _finish_wandb(trainer)
+        raise TrainingDiverged(module.guard.message(trainer.global_step, checkpoints.last_path))
     results = trainer.test(module, datamodule=datamodule)
     _finish_wandb(trainer)
-    out = dict(results[0]) if results else {}
+    out: dict[str, Any] = dict(results[0]) if results else {}
     out["run_dir"] = str(run_dir)
     return out
 

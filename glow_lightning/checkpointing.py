@@ -1,0 +1,119 @@
+"""Checkpoints that survive a crash and load without running code.
+
+* :class:`AtomicCheckpointIO` writes ``<path>.tmp`` in the target folder, flushes it to disk and
+  renames it over ``<path>`` (``os.replace``), so a process killed mid-write leaves the previous
+  checkpoint intact. (Lightning's own writer stages through the system temp folder and falls back
+  to a copy when that lies on another file system, which is not atomic.) Every load is
+  weights-only (:mod:`glow_lightning.safe_load`).
+* :class:`StepCheckpoint` saves every N optimiser steps, ``last.ckpt`` beside them, and once more
+  when training ends, so ``last.ckpt`` always holds the final state.
+* :func:`resolve_resume` turns ``resume=auto|<path>`` into the checkpoint to continue from.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.fabric.plugins import TorchCheckpointIO
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from glow_lightning.config import ConfigError, ExperimentConfig
+from glow_lightning.safe_load import load_checkpoint
+
+LAST = "last.ckpt"
+
+
+def _is_local(path: str | Path) -> bool:
+    return "://" not in str(path) or str(path).startswith("file://")
+
+
+def atomic_save(obj: Any, path: str | Path) -> None:
+    """``torch.save`` to ``<path>.tmp``, fsync, then rename over ``path``."""
+    path = Path(str(path).removeprefix("file://"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as handle:
+        torch.save(obj, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable (a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Local checkpoints written atomically; all checkpoints read weights-only."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any,
+                        storage_options: Any | None = None) -> None:
+        if not _is_local(path):
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        atomic_save(checkpoint, path)
+
+    def load_checkpoint(self, path: Any, map_location: Any | None = None,
+                        weights_only: bool | None = None) -> dict[str, Any]:
+        """Always weights-only, whatever the caller asks for."""
+        if not _is_local(path):
+            return super().load_checkpoint(path, map_location, weights_only=True)
+        return load_checkpoint(str(path).removeprefix("file://"),
+                               map_location=map_location or "cpu")
+
+
+class StepCheckpoint(ModelCheckpoint):
+    """``ModelCheckpoint`` that also saves (a step file and ``last.ckpt``) when training ends,
+    unless the final step was just saved; ``last.ckpt`` is overwritten, never versioned."""
+
+    def __init__(self, dirpath: str | Path, every_n_steps: int = 0, save_last: bool = True) -> None:
+        every = every_n_steps or None
+        super().__init__(dirpath=str(dirpath), filename="step{step:07d}",
+                         auto_insert_metric_name=False, every_n_train_steps=every,
+                         save_top_k=-1 if every else 1, save_last=save_last,
+                         enable_version_counter=False)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self._should_skip_saving_checkpoint(trainer):
+            candidates = self._monitor_candidates(trainer)
+            self._save_topk_checkpoint(trainer, candidates)
+            self._save_last_checkpoint(trainer, candidates)
+        super().on_train_end(trainer, pl_module)
+
+    @property
+    def last_path(self) -> str:
+        """The newest checkpoint written: ``last.ckpt`` when kept, else the newest step file."""
+        return self.last_model_path or self._last_checkpoint_saved or ""
+
+
+def resolve_resume(cfg: ExperimentConfig, run_dir: Path) -> str | None:
+    """The checkpoint to resume from: ``resume=<path>`` (must exist), ``resume=auto``
+    (``<run_dir>/checkpoints/last.ckpt`` when present, else a fresh start; needs a fixed
+    ``run_name`` so that the run directory is the same), or None."""
+    resume = cfg.resume
+    if not resume:
+        return None
+    if resume != "auto":
+        if not Path(resume).is_file():
+            raise ConfigError(f"resume='{resume}' does not exist; pass resume=<path to a .ckpt "
+                              "file> or resume=auto")
+        return resume
+    if not cfg.run_name:
+        raise ConfigError("resume=auto needs a fixed run_name=<name> (the run directory "
+                          "<out_dir>/<run_name> holds checkpoints/last.ckpt)")
+    last = run_dir / "checkpoints" / LAST
+    return str(last) if last.is_file() else None

@@ -1,0 +1,126 @@
+"""Exact resume: a run killed with SIGKILL mid-epoch and resumed from its last checkpoint trains
+the very same steps as an uninterrupted run; checkpoints are written atomically."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+import time
+import traceback
+from pathlib import Path
+
+import pytest
+import torch
+
+from glow_lightning.checkpointing import AtomicCheckpointIO, atomic_save, resolve_resume
+from glow_lightning.config import ConfigError, load_config
+from glow_lightning.rng import local_rng_state, set_local_rng_state, step_seed
+from tests import resume_driver
+
+# 256 train digits in batches of 32: 8 steps per epoch, 16 in all; checkpoints every 3 steps.
+RUN = ["model.levels=2", "model.steps=2", "model.hidden_channels=16", "data.max_train=256",
+       "data.max_test=64", "data.batch_size=32", "trainer.max_epochs=2", "trainer.max_time=null",
+       "trainer.deterministic=true", "trainer.num_threads=1", "trainer.enable_progress_bar=false",
+       "logger.kind=none", "callbacks.enabled=false", "optim.ema_decay=0.9",
+       "optim.warmup_steps=5", "checkpoint.every_n_steps=3"]
+KILL_AFTER = 7  # step 6 is checkpointed, step 7 is trained but not: killed mid-epoch 0
+FORK = multiprocessing.get_context("fork")  # a child process without the import cost
+
+
+def _child(log: Path, pause_at: int, words: list[str]) -> None:
+    try:
+        resume_driver.run(log, pause_at, words)
+    except BaseException:
+        log.with_name(log.name + ".error").write_text(traceback.format_exc())
+        os._exit(1)
+    os._exit(0)
+
+
+def _start(log: Path, pause_at: int, words: list[str]) -> multiprocessing.Process:
+    proc = FORK.Process(target=_child, args=(log, pause_at, words))
+    proc.start()
+    return proc
+
+
+def _error(log: Path) -> str:
+    path = log.with_name(log.name + ".error")
+    return path.read_text()[-3000:] if path.exists() else "no traceback"
+
+
+def _finish(proc: multiprocessing.Process, log: Path, timeout: float = 240) -> None:
+    proc.join(timeout)
+    assert proc.exitcode == 0, _error(log)
+
+
+def _read(log: Path) -> tuple[dict[int, float], float | None]:
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    losses = {r["step"]: r["loss"] for r in records if "step" in r}
+    bpd = next((r["test/bpd"] for r in records if "test/bpd" in r), None)
+    return losses, bpd
+
+
+def _wait_for(path: Path, proc: multiprocessing.Process, log: Path, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.is_alive(), _error(log)
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+def test_sigkill_mid_epoch_then_resume_repeats_the_uninterrupted_run(tmp_path, digits_cache):
+    common = [*RUN, f"data.cache_dir={digits_cache}", f"out_dir={tmp_path}"]
+    full = _start(tmp_path / "full.jsonl", -1, [*common, "run_name=full"])
+    crash_log = tmp_path / "crash.jsonl"
+    crash = _start(crash_log, KILL_AFTER, [*common, "run_name=crash"])
+    _wait_for(tmp_path / "crash.jsonl.paused", crash, crash_log)
+    ckpts = tmp_path / "crash" / "checkpoints"
+    assert (ckpts / "step0000006.ckpt").is_file() and not list(ckpts.glob("*.tmp"))
+    os.kill(crash.pid, signal.SIGKILL)
+    crash.join(30)
+    assert crash.exitcode == -signal.SIGKILL
+    resumed_log = tmp_path / "resumed.jsonl"
+    resumed = _start(resumed_log, -1, [*common, "run_name=crash", "resume=auto"])
+    _finish(full, tmp_path / "full.jsonl")
+    _finish(resumed, resumed_log)
+
+    expected, expected_bpd = _read(tmp_path / "full.jsonl")
+    before, _ = _read(crash_log)
+    after, bpd = _read(resumed_log)
+    assert sorted(expected) == list(range(1, 17))
+    assert sorted(before) == list(range(1, KILL_AFTER + 1))
+    assert sorted(after) == list(range(KILL_AFTER, 17))  # continues after step 6, mid-epoch
+    for step, loss in [*before.items(), *after.items()]:
+        assert loss == pytest.approx(expected[step], abs=1e-6), step
+    assert bpd == pytest.approx(expected_bpd, abs=1e-6)
+    assert (tmp_path / "crash" / "checkpoints" / "step0000016.ckpt").is_file()  # saved at the end
+
+
+def test_atomic_save_leaves_the_previous_checkpoint_when_a_write_fails(tmp_path):
+    path = tmp_path / "last.ckpt"
+    atomic_save({"w": torch.ones(3)}, path)
+    with pytest.raises(Exception):  # noqa: B017 - pickling a lambda fails half way through
+        atomic_save({"w": torch.zeros(3), "bad": lambda: None}, path)
+    assert torch.equal(AtomicCheckpointIO().load_checkpoint(path)["w"], torch.ones(3))
+
+
+def test_resume_auto_needs_a_fixed_run_name_and_tolerates_a_fresh_start(tmp_path):
+    with pytest.raises(ConfigError, match="resume=auto needs a fixed run_name"):
+        resolve_resume(load_config(["resume=auto"]), tmp_path)
+    cfg = load_config(["resume=auto", "run_name=x"])
+    assert resolve_resume(cfg, tmp_path / "x") is None
+    (tmp_path / "x" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "x" / "checkpoints" / "last.ckpt").write_bytes(b"")
+    assert resolve_resume(cfg, tmp_path / "x") == str(tmp_path / "x" / "checkpoints" / "last.ckpt")
+    with pytest.raises(ConfigError, match="resume='/no/such.ckpt' does not exist"):
+        resolve_resume(load_config(["resume=/no/such.ckpt"]), tmp_path)
+
+
+def test_global_rng_state_round_trips_and_noise_seeds_are_distinct():
+    state = local_rng_state()
+    first = torch.rand(4)
+    set_local_rng_state(state)
+    assert torch.equal(torch.rand(4), first)
+    seeds = {step_seed(0, step, rank) for step in range(1000) for rank in range(8)}
+    assert len(seeds) == 8000
