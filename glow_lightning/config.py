@@ -63,6 +63,7 @@ class OptimConfig:
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     weight_decay: float = 0.0
     warmup_steps: int = 200
+    decay_steps: int = 0  # > 0: cosine decay of the learning rate to 0 at this step
     grad_clip: float = 0.0  # max gradient norm; 0 disables
     ema_decay: float = 0.0  # Polyak averaging of the weights for eval and sampling; 0 disables
     class_loss_weight: float = 0.01

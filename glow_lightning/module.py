@@ -14,6 +14,8 @@ travel in the checkpoint, so a resumed run repeats an uninterrupted one step for
 from __future__ import annotations
 
 import contextlib
+import functools
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,7 +32,7 @@ from glow_lightning.guard import NonFiniteGuard
 from glow_lightning.ops import bins_to_float, bits_per_dim, dequantize
 from glow_lightning.rng import gather_rng_states, set_local_rng_state, step_noise
 
-DEFAULT_OPTIM: dict[str, Any] = dict(optimizer="adamax", lr=1e-3, betas=(0.9, 0.999),
+DEFAULT_OPTIM: dict[str, Any] = dict(optimizer="adamax", lr=1e-3, betas=(0.9, 0.999), decay_steps=0,
                                      weight_decay=0.0, warmup_steps=200, ema_decay=0.0,
                                      class_loss_weight=0.01, eval_noise_seed=0,
                                      max_skipped_in_row=20)
@@ -236,6 +238,22 @@ class GlowModule(L.LightningModule):
         cls = {"adamax": torch.optim.Adamax, "adam": torch.optim.Adam}[cfg["optimizer"]]
         opt = cls(self.flow.parameters(), lr=cfg["lr"], betas=tuple(cfg["betas"]),
                   weight_decay=cfg["weight_decay"])
-        warmup = max(1, int(cfg["warmup_steps"]))
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / warmup))
+        schedule = functools.partial(lr_factor, warmup=int(cfg["warmup_steps"]),
+                                     decay_steps=int(cfg.get("decay_steps", 0)))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def lr_factor(step: int, warmup: int, decay_steps: int = 0, floor: float = 0.0) -> float:
+    """Linear warmup over ``warmup`` steps, then constant, or (``decay_steps > 0``) a cosine decay
+    reaching ``floor`` at step ``decay_steps``.
+
+    >>> [round(lr_factor(s, warmup=2, decay_steps=6), 3) for s in (0, 1, 2, 4, 6, 9)]
+    [0.5, 1.0, 1.0, 0.5, 0.0, 0.0]
+    """
+    if step < warmup:
+        return (step + 1) / warmup
+    if decay_steps <= warmup:
+        return 1.0
+    progress = min(1.0, (step - warmup) / (decay_steps - warmup))
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
