@@ -1,0 +1,1 @@
+"""Benchmarks against normflows and FrEIA; scripts, not tests (see benchmarks/README.md)."""

@@ -1,0 +1,142 @@
+"""Sampling latency: 64 samples at temperature 0.7, config S, peers interleaved.
+
+    python -m benchmarks.bench_sample                 # briefly trained models, config S
+    python -m benchmarks.bench_sample --quick
+    python -m benchmarks.bench_sample --ckpt run.ckpt # our trained Lightning checkpoint
+
+Each model is first trained for ``--train-steps`` Adam steps on the embedded MNIST digits (padded
+to 32×32, repeated over 3 channels) so that its couplings are not the identity, then every draw
+runs under ``torch.inference_mode`` (ours is decorated with it; the peers get the same context).
+Non-finite pixels are counted over every timed draw of every implementation.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from benchmarks import common
+from benchmarks.peers import PEERS, Impl, build, ours
+
+N_SAMPLES, TEMPERATURE = 64, 0.7
+
+
+def load_checkpoint_flow(path: str | Path) -> torch.nn.Module:
+    """Our flow from a Lightning checkpoint: ``hyper_parameters["model"]`` holds the
+    :func:`build_flow` keyword arguments, ``state_dict`` keys are prefixed ``flow.``."""
+    from glow_lightning.flows import build_flow
+
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    kwargs = dict(ckpt["hyper_parameters"]["model"])
+    allowed = inspect.signature(build_flow).parameters
+    flow = build_flow(**{k: _plain(v) for k, v in kwargs.items() if k in allowed})
+    state = {k.removeprefix("flow."): v for k, v in ckpt["state_dict"].items()
+             if k.startswith("flow.")}
+    flow.load_state_dict(state)
+    return flow.eval()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return tuple(_plain(v) for v in value)
+    return value
+
+
+def digits_like(shape: tuple[int, int, int], count: int, seed: int) -> torch.Tensor:
+    """Dequantised embedded MNIST digits padded to ``shape`` (channels repeated)."""
+    from glow_lightning.data.embedded import digits_arrays
+    from glow_lightning.ops import dequantize, preprocess
+
+    images = digits_arrays()[0][:count]
+    c, h, w = shape
+    dy, dx = h - images.shape[2], w - images.shape[3]
+    images = F.pad(images, (dx // 2, dx - dx // 2, dy // 2, dy - dy // 2))
+    x = preprocess(images).repeat(1, c, 1, 1)
+    return dequantize(x, 8, generator=torch.Generator().manual_seed(seed))
+
+
+def warm_up(impl: Impl, data: torch.Tensor, steps: int, batch: int = 16) -> None:
+    """ActNorm init on the first batch, then ``steps`` Adam steps (lr 1e-4: the first steps of
+    a flow at 1e-3 without warm-up can leave it with non-finite inverses)."""
+    impl.model.train()
+    opt = torch.optim.Adam(impl.model.parameters(), lr=1e-4)
+    for i in range(max(steps, 1)):
+        x = data[(i * batch) % len(data):][:batch]
+        loss = impl.nll(x).mean() / x[0].numel()
+        if steps:
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    impl.model.eval()
+
+
+def draw(impl: Impl, bad: dict[str, int]):
+    def run() -> None:
+        with torch.inference_mode():
+            x = impl.sample(N_SAMPLES, TEMPERATURE)
+        bad[impl.name] += int((~torch.isfinite(x)).sum())
+
+    return run
+
+
+def arch_from(flow: torch.nn.Module) -> tuple[tuple[int, int, int], dict]:
+    """(image_shape, levels/steps/hidden) of a Glow, to build the peers at the same size."""
+    from glow_lightning.flows.nets import GlowNet
+
+    nets = [m for m in flow.levels[0].modules() if isinstance(m, GlowNet)]
+    if not nets:
+        raise ValueError("--ckpt needs a Glow checkpoint (the peers are Glows)")
+    hidden = nets[0].conv1.conv.out_channels
+    return flow.image_shape, dict(levels=len(flow.levels), steps=len(nets), hidden=hidden)
+
+
+def main() -> None:
+    p = common.parser(__doc__)
+    p.add_argument("--rounds", type=int, default=None)
+    p.add_argument("--train-steps", type=int, default=None)
+    p.add_argument("--ckpt", default=None, help="Lightning checkpoint of our model")
+    args = p.parse_args()
+    common.set_threads(args.threads)
+    load_before = common.load_average()
+    rounds = args.rounds or (3 if args.quick else 11)
+    steps = args.train_steps if args.train_steps is not None else (5 if args.quick else 40)
+    shape, cfg = common.SHAPE_S, dict(common.CONFIG_S)
+    impls = []
+    if args.ckpt:
+        flow = load_checkpoint_flow(args.ckpt)
+        shape, cfg = arch_from(flow)
+        impls.append(ours(shape, **cfg, model=flow, name="glow-lightning (checkpoint)"))
+    data = digits_like(shape, 16 * max(steps, 1), args.seed)
+    for name in ([] if args.ckpt else ["ours"]) + list(PEERS):
+        torch.manual_seed(args.seed)
+        impl = build(name, shape, **cfg)
+        warm_up(impl, data, steps)
+        impls.append(impl)
+    bad = {impl.name: 0 for impl in impls}  # over every draw, the 2 warm-up draws included
+    times = common.interleaved({i.name: draw(i, bad) for i in impls}, rounds, warmup=2)
+    drawn = (rounds + 2) * N_SAMPLES * shape[0] * shape[1] * shape[2]
+    lat = {name: common.median(ts) for name, ts in times.items()}
+    best_peer = min((i.name for i in impls if i.name in ("normflows", "FrEIA")), key=lat.get)
+    rows = [[i.name, f"{i.params:,}", f"{lat[i.name]:.3f}", f"{lat[best_peer] / lat[i.name]:.2f}×",
+             f"{bad[i.name]} / {drawn:,}"] for i in impls]
+    body = "\n\n".join([
+        common.header(args.threads, load_before),
+        f"{N_SAMPLES} samples at T={TEMPERATURE}, {shape[0]}×{shape[1]}×{shape[2]}, "
+        f"L={cfg['levels']}, K={cfg['steps']}, width {cfg['hidden']}; each model trained "
+        f"{steps} Adam steps first{' (ours: the checkpoint)' if args.ckpt else ''}. Median of "
+        f"{rounds} interleaved draws under torch.inference_mode; speed-up is the fastest "
+        "peer's latency over this row's.",
+        common.table(["implementation", "parameters", "seconds / 64 samples",
+                      "speed-up vs fastest peer", "non-finite pixels / all pixels drawn"], rows)])
+    common.report("Sampling latency", body, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+"""Training throughput (images/s): model + optimiser loop, no Lightning, peers interleaved.
+
+    python -m benchmarks.bench_train            # config S (batch 16), config P (batch 4, 16)
+    python -m benchmarks.bench_train --quick    # config S only, few rounds
+    python -m benchmarks.bench_train --compile  # adds glow-lightning + compile_flow at config S
+
+Every implementation runs the same step: ``loss = mean NLL; zero_grad; backward; Adam.step``
+(``torch.optim.Adam``, lr 1e-4, same for all) on the same dequantised batches.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from benchmarks import common
+from benchmarks.peers import PEERS, Impl, build
+
+
+def train_step(impl: Impl, opt: torch.optim.Optimizer, batches: list[torch.Tensor]):
+    state = {"i": 0}
+
+    def step() -> None:
+        x = batches[state["i"] % len(batches)]
+        state["i"] += 1
+        loss = impl.nll(x).mean() / (x[0].numel() * math.log(2))  # bits/dim up to a constant
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def build_all(names: list[str], cfg: dict, seed: int, compile_ours: bool) -> list[Impl]:
+    impls = []
+    for name in names:
+        torch.manual_seed(seed)
+        impls.append(build(name, common.SHAPE_S, **cfg))
+    if compile_ours:
+        from benchmarks.peers import ours
+        from glow_lightning.flows import build_flow, compile_flow
+
+        torch.manual_seed(seed)
+        flow = build_flow(common.SHAPE_S, levels=cfg["levels"], steps=cfg["steps"],
+                          hidden_channels=cfg["hidden"])
+        impls.append(ours(common.SHAPE_S, **cfg, model=compile_flow(flow),
+                          name="glow-lightning + compile_flow"))
+    return impls
+
+
+def run_config(label: str, cfg: dict, batch: int, rounds: int, args, compile_ours: bool) -> list:
+    impls = build_all(["ours", *PEERS], cfg, args.seed, compile_ours)
+    batches = common.synthetic_batches(common.SHAPE_S, batch, 4, args.seed)
+    steps = {impl.name: train_step(impl, torch.optim.Adam(impl.model.parameters(), lr=1e-4),
+                                   batches) for impl in impls}
+    times = common.interleaved(steps, rounds, warmup=2)
+    rate = {name: batch / common.median(ts) for name, ts in times.items()}
+    peers = [i.name for i in impls if i.name in ("normflows", "FrEIA")]
+    best_peer = max(peers, key=rate.__getitem__)
+    rows = []
+    for impl in impls:
+        r = rate[impl.name]
+        rows.append([label, batch, impl.name, f"{impl.params:,}", f"{r:.2f}",
+                     f"{r / rate[best_peer]:.2f}×", len(times[impl.name])])
+    return rows
+
+
+def main() -> None:
+    p = common.parser(__doc__)
+    p.add_argument("--rounds", type=int, default=None, help="interleaved rounds per config")
+    p.add_argument("--compile", action="store_true", help="also time compile_flow at config S")
+    args = p.parse_args()
+    common.set_threads(args.threads)
+    load_before = common.load_average()
+    runs = [("S", common.CONFIG_S, 16, args.rounds or (4 if args.quick else 12))]
+    if not args.quick:
+        runs += [("P", common.CONFIG_P, 4, args.rounds or 5),
+                 ("P", common.CONFIG_P, 16, args.rounds or 4)]
+    rows = []
+    for label, cfg, batch, rounds in runs:
+        print(f"config {label}, batch {batch}: {rounds} interleaved rounds …", flush=True)
+        rows += run_config(label, cfg, batch, rounds, args, args.compile and label == "S")
+        print(common.table(HEADERS, rows[-4:]), flush=True)
+    body = "\n\n".join([
+        common.header(args.threads, load_before),
+        "Config S: 3×32×32, L=3, K=8, width 128, affine coupling, LU 1×1 conv. Config P (paper "
+        "CIFAR-10): L=3, K=32, width 512. Images/s = batch / median step time; ratio is against "
+        "the fastest peer in the same run.",
+        common.table(HEADERS, rows)])
+    common.report("Training throughput", body, args)
+
+
+HEADERS = ["config", "batch", "implementation", "parameters", "images/s", "vs fastest peer",
+           "rounds"]
+
+if __name__ == "__main__":
+    main()

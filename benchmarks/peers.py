@@ -1,0 +1,133 @@
+"""Glow built three ways behind one small interface: ours, normflows and FrEIA.
+
+Every implementation is built at the closest architecture its library expresses to ours (L levels
+of squeeze → K steps → split, coupling net conv3×3 → ReLU → conv1×1 → ReLU → zero conv3×3 of
+width ``hidden``) and exposes ``nll(x)`` (per-sample −log p(x) in nats on dequantised pixels in
+[-0.5, 0.5), shape (B,)) and ``sample(n, temperature)``. Differences the peers cannot express:
+
+* normflows: split latents get a learned per-channel Gaussian (``GlowBase``) rather than a prior
+  conditioned on the kept half; the coupling net is ``ConvNet2d`` with ActNorm after its hidden
+  convs (``net_actnorm=True``), as in ours.
+* FrEIA: one ``AllInOneBlock`` per step (affine coupling with ``tanh`` soft clamping, a global
+  affine "ActNorm" without data init, and a fixed random orthogonal 1×1 conv); every latent has a
+  standard normal prior.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from glow_lightning.flows import build_flow
+
+LOG_2PI = math.log(2 * math.pi)
+PEERS = ("normflows", "freia")
+
+
+@dataclass
+class Impl:
+    """An implementation under test: its model, per-sample NLL and sampler."""
+
+    name: str
+    model: nn.Module
+    nll: Callable[[Tensor], Tensor]
+    sample: Callable[[int, float], Tensor]
+
+    @property
+    def params(self) -> int:
+        return sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+
+
+def ours(shape: tuple[int, int, int], levels: int, steps: int, hidden: int,
+         memory_saving: bool = False, name: str = "glow-lightning", model: nn.Module | None = None,
+         **kwargs) -> Impl:
+    flow = model if model is not None else build_flow(
+        shape, levels=levels, steps=steps, hidden_channels=hidden, memory_saving=memory_saving,
+        **kwargs)
+    return Impl(name, flow, lambda x: -flow.log_prob(x), lambda n, t: flow.sample(n, t))
+
+
+def normflows(shape: tuple[int, int, int], levels: int, steps: int, hidden: int) -> Impl:
+    """normflows' Glow example: ``GlowBlock``, ``Squeeze`` and ``Merge`` in a ``MultiscaleFlow``."""
+    import normflows as nf
+
+    c, h, w = shape
+    q0, merges, flows = [], [], []
+    for i in range(levels):  # i = 0 is the coarsest level (normflows runs noise → data)
+        channels = c * 2 ** (levels + 1 - i)
+        level = [nf.flows.GlowBlock(channels, hidden, split_mode="channel", scale=True,
+                                    net_actnorm=True) for _ in range(steps)]
+        flows.append([*level, nf.flows.Squeeze()])
+        if i > 0:
+            merges.append(nf.flows.Merge())
+            latent = (c * 2 ** (levels - i), h // 2 ** (levels - i), w // 2 ** (levels - i))
+        else:
+            latent = (c * 2 ** (levels + 1), h // 2**levels, w // 2**levels)
+        q0.append(nf.distributions.GlowBase(latent))
+    model = nf.MultiscaleFlow(q0, flows, merges, class_cond=False)
+
+    def sample(n: int, temperature: float) -> Tensor:
+        return model.sample(n, temperature=temperature)[0]
+
+    return Impl("normflows", model, lambda x: -model.log_prob(x, None), sample)
+
+
+def _freia_subnet(hidden: int) -> Callable[[int, int], nn.Module]:
+    def make(c_in: int, c_out: int) -> nn.Module:
+        last = nn.Conv2d(hidden, c_out, 3, padding=1)
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
+        return nn.Sequential(nn.Conv2d(c_in, hidden, 3, padding=1), nn.ReLU(),
+                             nn.Conv2d(hidden, hidden, 1), nn.ReLU(), last)
+
+    return make
+
+
+def freia(shape: tuple[int, int, int], levels: int, steps: int, hidden: int) -> Impl:
+    """FrEIA's multi-scale ``GraphINN``: ``IRevNetDownsampling``, K ``AllInOneBlock``, ``Split``."""
+    import FrEIA.framework as Ff
+    import FrEIA.modules as Fm
+
+    nodes = [Ff.InputNode(*shape, name="input")]
+    side = []
+    for level in range(levels):
+        nodes.append(Ff.Node(nodes[-1], Fm.IRevNetDownsampling, {}))
+        for _ in range(steps):
+            nodes.append(Ff.Node(nodes[-1], Fm.AllInOneBlock,
+                                 {"subnet_constructor": _freia_subnet(hidden),
+                                  "affine_clamping": 2.0, "permute_soft": True}))
+        if level < levels - 1:
+            ch = nodes[-1].output_dims[0][0]
+            nodes.append(Ff.Node(nodes[-1], Fm.Split, {"section_sizes": [ch // 2, ch - ch // 2],
+                                                       "dim": 0}))
+            side.append(Ff.Node(nodes[-1].out1, Fm.Flatten, {}))
+    nodes.append(Ff.Node(nodes[-1], Fm.Flatten, {}))
+    nodes.append(Ff.Node([nodes[-1].out0] + [s.out0 for s in side], Fm.Concat, {"dim": 0}))
+    nodes.append(Ff.OutputNode(nodes[-1], name="output"))
+    inn = Ff.GraphINN(nodes + side)
+    dims = shape[0] * shape[1] * shape[2]
+
+    def nll(x: Tensor) -> Tensor:
+        z, log_jac = inn(x)
+        return 0.5 * (z.square().sum(1) + dims * LOG_2PI) - log_jac
+
+    def sample(n: int, temperature: float) -> Tensor:
+        z = temperature * torch.randn(n, dims)
+        return inn(z, rev=True)[0]
+
+    return Impl("FrEIA", inn, nll, sample)
+
+
+def build(name: str, shape: tuple[int, int, int], levels: int, steps: int, hidden: int,
+          **kwargs) -> Impl:
+    """Build ``name`` ∈ {ours, ours-ms (memory saving), normflows, freia}."""
+    if name == "ours":
+        return ours(shape, levels, steps, hidden, **kwargs)
+    if name == "ours-ms":
+        return ours(shape, levels, steps, hidden, memory_saving=True,
+                    name="glow-lightning (memory saving)", **kwargs)
+    return {"normflows": normflows, "freia": freia}[name](shape, levels, steps, hidden)
