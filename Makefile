@@ -8,6 +8,8 @@ STAMP  := $(VENV)/.installed
 # torch is pinned in the install step: an unpinned torch can pull a multi-GB CUDA build.
 TORCH  ?= torch==2.13.0
 ARGS   ?=
+# The default run uses both cores as two DDP processes with one thread each.
+TRAIN_ARGS ?= trainer.devices=2 trainer.strategy=ddp trainer.num_threads=1
 
 .PHONY: install train test test-all lint clean
 
@@ -21,7 +23,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 train: install
-	$(BIN)/glow-lightning train $(ARGS)
+	WANDB_MODE=$${WANDB_MODE:-offline} $(BIN)/glow-lightning train $(TRAIN_ARGS) $(ARGS)
 
 test: install
 	$(BIN)/python -m pytest

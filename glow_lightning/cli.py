@@ -39,11 +39,14 @@ def _split_keys(words: Sequence[str], own: dict[str, str]) -> tuple[dict[str, st
 def cmd_train(words: Sequence[str]) -> int:
     from glow_lightning.run import train
 
+    from lightning.pytorch.utilities import rank_zero_only
+
     results = train(load_config(list(words)))
     bpd = results.get("test/bpd")
-    print(f"run directory: {results['run_dir']}")
-    if bpd is not None:
-        print(f"test/bpd = {bpd:.4f}")
+    if rank_zero_only.rank == 0:  # once, not once per DDP process
+        print(f"run directory: {results['run_dir']}")
+        if bpd is not None:
+            print(f"test/bpd = {bpd:.4f}")
     return 0
 
 

@@ -12,6 +12,7 @@ from glow_lightning.cli import main
 TINY = ["model.levels=2", "model.steps=1", "model.hidden_channels=8", "data.max_train=64",
         "data.max_test=16", "data.batch_size=16", "trainer.max_steps=3", "trainer.max_time=null",
         "trainer.enable_progress_bar=false", "logger.kind=csv", "callbacks.every_n_epochs=1",
+        "trainer.devices=1", "trainer.strategy=auto", "trainer.check_val_every_n_epoch=1",
         "callbacks.num_samples=4", "callbacks.interpolation_pairs=2"]
 
 
