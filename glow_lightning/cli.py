@@ -37,9 +37,9 @@ def _split_keys(words: Sequence[str], own: dict[str, str]) -> tuple[dict[str, st
 
 
 def cmd_train(words: Sequence[str]) -> int:
-    from glow_lightning.run import train
-
     from lightning.pytorch.utilities import rank_zero_only
+
+    from glow_lightning.run import train
 
     results = train(load_config(list(words)))
     bpd = results.get("test/bpd")
@@ -113,7 +113,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (_, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text,
-                           epilog="overrides: any config key, e.g. model.steps=16 data.batch_size=32")
+                           epilog="overrides: any config key, e.g. model.steps=16")
         p.add_argument("words", nargs="*", metavar="key=value")
     return parser
 
