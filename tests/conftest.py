@@ -13,9 +13,13 @@ torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)
-def _seed():
+def _seed_and_one_thread():
+    """Every test starts seeded and on one thread: a run's ``trainer.num_threads`` must not leak
+    into later tests (two threads on a busy 2-core machine slow small ops 10-100x)."""
     torch.manual_seed(0)
+    torch.set_num_threads(1)
     yield
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
