@@ -127,10 +127,10 @@ def main() -> None:
     p = common.parser(__doc__)
     p.add_argument("--budget", type=float, default=None, help="seconds of training each")
     p.add_argument("--slice", type=float, default=10.0, help="seconds per interleaved slice")
-    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--batch", type=int, default=32)
     p.add_argument("--levels", type=int, default=3)
-    p.add_argument("--steps", type=int, default=8)
-    p.add_argument("--hidden", type=int, default=96)
+    p.add_argument("--steps", type=int, default=4)
+    p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--impls", default="ours,normflows,freia")
     p.add_argument("--our-recipe-for-all", action="store_true",
                    help="train the peers with our recipe too (a check that the gap is not "

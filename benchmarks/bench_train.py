@@ -54,7 +54,7 @@ def run_config(label: str, cfg: dict, batch: int, rounds: int, args, compile_our
     batches = common.synthetic_batches(common.SHAPE_S, batch, 4, args.seed)
     steps = {impl.name: train_step(impl, torch.optim.Adam(impl.model.parameters(), lr=1e-4),
                                    batches) for impl in impls}
-    times = common.interleaved(steps, rounds, warmup=2)
+    times = common.interleaved(steps, rounds, warmup=2 if label == "S" else 1)
     rate = {name: batch / common.median(ts) for name, ts in times.items()}
     peers = [i.name for i in impls if i.name in ("normflows", "FrEIA")]
     best_peer = max(peers, key=rate.__getitem__)
@@ -75,13 +75,14 @@ def main() -> None:
     load_before = common.load_average()
     runs = [("S", common.CONFIG_S, 16, args.rounds or (4 if args.quick else 12))]
     if not args.quick:
-        runs += [("P", common.CONFIG_P, 4, args.rounds or 5),
-                 ("P", common.CONFIG_P, 16, args.rounds or 4)]
+        runs += [("P", common.CONFIG_P, 4, args.rounds or 4),
+                 ("P", common.CONFIG_P, 16, args.rounds or 3)]
     rows = []
     for label, cfg, batch, rounds in runs:
         print(f"config {label}, batch {batch}: {rounds} interleaved rounds …", flush=True)
-        rows += run_config(label, cfg, batch, rounds, args, args.compile and label == "S")
-        print(common.table(HEADERS, rows[-4:]), flush=True)
+        new = run_config(label, cfg, batch, rounds, args, args.compile and label == "S")
+        print(common.table(HEADERS, new), flush=True)
+        rows += new
     body = "\n\n".join([
         common.header(args.threads, load_before),
         "Config S: 3×32×32, L=3, K=8, width 128, affine coupling, LU 1×1 conv. Config P (paper "

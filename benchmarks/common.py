@@ -120,6 +120,9 @@ def write_section(title: str, body: str, path: Path = RESULTS) -> None:
 
 
 def report(title: str, body: str, args: argparse.Namespace) -> None:
+    """Print the section and, unless ``--quick``/``--no-write``, store it in RESULTS.md under a
+    heading that names the thread count (runs at 1 and 2 threads keep separate sections)."""
+    title = f"{title}, {args.threads} thread{'s' if args.threads != 1 else ''}"
     print(f"\n## {title}\n\n{body}")
     if not (args.quick or args.no_write):
         write_section(title, body)

@@ -7,11 +7,13 @@ and written under ``<default_root_dir>/media/`` and, when a ``WandbLogger`` is a
 from .factory import build_callbacks
 from .grid import make_grid, save_png, to_uint8
 from .interpolations import Interpolations, interpolate_latents
+from .manipulation import AttributeManipulation, apply_direction, attribute_direction
 from .reconstruction import ReconstructionCheck
 from .samples import SampleGrid
 from .test_bpd import TestBitsPerDim
 
 __all__ = [
-    "Interpolations", "ReconstructionCheck", "SampleGrid", "TestBitsPerDim", "build_callbacks",
+    "AttributeManipulation", "Interpolations", "ReconstructionCheck", "SampleGrid",
+    "TestBitsPerDim", "apply_direction", "attribute_direction", "build_callbacks",
     "interpolate_latents", "make_grid", "save_png", "to_uint8",
 ]

@@ -7,6 +7,7 @@ from lightning.pytorch.callbacks import Callback
 from glow_lightning.config import CallbackConfig
 
 from .interpolations import Interpolations
+from .manipulation import AttributeManipulation
 from .reconstruction import ReconstructionCheck
 from .samples import SampleGrid
 from .test_bpd import TestBitsPerDim
@@ -22,5 +23,16 @@ def build_callbacks(cfg: CallbackConfig) -> list[Callback]:
         SampleGrid(tuple(cfg.temperatures), cfg.num_samples, cfg.seed, cfg.every_n_epochs),
         Interpolations(cfg.interpolation_pairs, cfg.interpolation_steps, cfg.every_n_epochs),
         ReconstructionCheck(),
+        *manipulation(cfg),
         *callbacks,
     ]
+
+
+def manipulation(cfg: CallbackConfig) -> list[Callback]:
+    """:class:`AttributeManipulation` when ``cfg.manipulation_attribute`` (a class id) is set;
+    ``cfg.manipulation_source`` optionally names the class to move from."""
+    target = getattr(cfg, "manipulation_attribute", None)
+    if target is None:
+        return []
+    return [AttributeManipulation(int(target), getattr(cfg, "manipulation_source", None),
+                                  every_n_epochs=cfg.every_n_epochs)]

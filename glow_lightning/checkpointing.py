@@ -7,7 +7,8 @@
   weights-only (:mod:`glow_lightning.safe_load`).
 * :class:`StepCheckpoint` saves every N optimiser steps, ``last.ckpt`` beside them, and once more
   when training ends, so ``last.ckpt`` always holds the final state.
-* :func:`resolve_resume` turns ``resume=auto|<path>`` into the checkpoint to continue from.
+* :func:`resolve_resume` turns ``resume=auto|<path>`` into the checkpoint to continue from;
+  :func:`check_resumable` refuses, in one line, a checkpoint whose weights do not fit the model.
 """
 
 from __future__ import annotations
@@ -98,6 +99,25 @@ class StepCheckpoint(ModelCheckpoint):
     def last_path(self) -> str:
         """The newest checkpoint written: ``last.ckpt`` when kept, else the newest step file."""
         return self.last_model_path or self._last_checkpoint_saved or ""
+
+
+def check_resumable(path: str | Path, module: torch.nn.Module) -> None:
+    """ConfigError (one line) unless ``path`` loads weights-only and its ``state_dict`` has
+    exactly the keys and shapes of ``module``'s."""
+    state = load_checkpoint(path).get("state_dict")
+    if not isinstance(state, dict):
+        raise ConfigError(f"checkpoint '{path}' holds no state_dict; resume from a checkpoint "
+                          "written by glow-lightning train")
+    own = module.state_dict()
+    problems = [f"missing {k}" for k in sorted(own.keys() - state.keys())]
+    problems += [f"unexpected {k}" for k in sorted(state.keys() - own.keys())]
+    problems += [f"{k} is {tuple(state[k].shape)} but the model has {tuple(own[k].shape)}"
+                 for k in sorted(own.keys() & state.keys()) if state[k].shape != own[k].shape]
+    if problems:
+        more = f" and {len(problems) - 2} more" if len(problems) > 2 else ""
+        raise ConfigError(f"checkpoint '{path}' does not fit this model ({'; '.join(problems[:2])}"
+                          f"{more}); resume with the model settings it was trained with (its "
+                          "run's config.yaml)")
 
 
 def resolve_resume(cfg: ExperimentConfig, run_dir: Path) -> str | None:

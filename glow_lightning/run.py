@@ -20,7 +20,12 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
 
-from glow_lightning.checkpointing import AtomicCheckpointIO, StepCheckpoint, resolve_resume
+from glow_lightning.checkpointing import (
+    AtomicCheckpointIO,
+    StepCheckpoint,
+    check_resumable,
+    resolve_resume,
+)
 from glow_lightning.config import ConfigError, ExperimentConfig, to_dict, to_yaml
 from glow_lightning.flows import validate as validate_flow
 from glow_lightning.guard import TrainingDiverged
@@ -31,8 +36,19 @@ if TYPE_CHECKING:
     from glow_lightning.data import ImageDataModule
 
 
+RUN_NAME_ENV = "GLOW_LIGHTNING_RUN_NAME"
+
+
 def run_dir_for(cfg: ExperimentConfig) -> Path:
-    name = cfg.run_name or f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    """``<out_dir>/<run_name>``; without a run name, ``<name>-<time>`` chosen once and passed to
+    DDP child processes through the environment, so every rank uses the same folder."""
+    if cfg.run_name:
+        return Path(cfg.out_dir) / cfg.run_name
+    child = os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0"
+    name = os.environ.get(RUN_NAME_ENV) if child else None
+    if not name:
+        name = f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        os.environ[RUN_NAME_ENV] = name
     return Path(cfg.out_dir) / name
 
 
@@ -171,6 +187,8 @@ def train(cfg: ExperimentConfig, extra_callbacks: list[Callback] | None = None) 
     run_dir, resume = prepare_run(cfg)
     datamodule = setup_data(cfg)
     module = build_module(cfg, datamodule.image_shape, datamodule.num_classes)
+    if resume:
+        check_resumable(resume, module)
     callbacks = [*experiment_callbacks(cfg, run_dir), *(extra_callbacks or [])]
     checkpoints = callbacks[0]
     assert isinstance(checkpoints, StepCheckpoint)

@@ -103,3 +103,19 @@ def test_bad_data(make, needle, tmp_path, capsys):
     assert needle.format(tmp=tmp_path) in err
     if make is _corrupt_file:
         assert f"{tmp_path}/src/0005.png" in err and "remove or replace" in err
+
+
+def test_resume_from_a_checkpoint_of_another_model(tmp_path, digits_cache, capsys):
+    import torch
+
+    from glow_lightning.module import GlowModule
+
+    other = GlowModule(model=dict(image_shape=[1, 32, 32], levels=2, steps=1, hidden_channels=16))
+    path = tmp_path / "other.ckpt"
+    torch.save({"state_dict": other.state_dict(), "hyper_parameters": dict(other.hparams)}, path)
+    err = _train_fails(capsys, f"resume={path}", f"data.cache_dir={digits_cache}",
+                       "data.max_train=64", "data.max_test=16", "model.levels=2", "model.steps=1",
+                       "model.hidden_channels=8", f"out_dir={tmp_path / 'runs'}")
+    assert err.startswith(f"error: checkpoint '{path}' does not fit this model (flow.")
+    assert "is (16," in err and "but the model has (8," in err
+    assert "resume with the model settings it was trained with" in err

@@ -17,14 +17,17 @@ import torch
 from glow_lightning.checkpointing import AtomicCheckpointIO, atomic_save, resolve_resume
 from glow_lightning.config import ConfigError, load_config
 from glow_lightning.rng import local_rng_state, set_local_rng_state, step_seed
+from glow_lightning.safe_load import unsafe_globals
 from tests import resume_driver
 
-# 256 train digits in batches of 32: 8 steps per epoch, 16 in all; checkpoints every 3 steps.
+# 256 train digits in batches of 32: 8 steps per epoch, 16 in all; checkpoints every 3 steps;
+# validation every epoch, EMA, and a learning rate that changes at every step.
 RUN = ["model.levels=2", "model.steps=2", "model.hidden_channels=16", "data.max_train=256",
        "data.max_test=64", "data.batch_size=32", "trainer.max_epochs=2", "trainer.max_time=null",
        "trainer.deterministic=true", "trainer.num_threads=1", "trainer.enable_progress_bar=false",
-       "logger.kind=none", "callbacks.enabled=false", "optim.ema_decay=0.9",
-       "optim.warmup_steps=5", "checkpoint.every_n_steps=3"]
+       "trainer.check_val_every_n_epoch=1", "logger.kind=none", "callbacks.enabled=false",
+       "optim.ema_decay=0.9", "optim.warmup_steps=5", "optim.decay_steps=12",
+       "checkpoint.every_n_steps=3"]
 KILL_AFTER = 7  # step 6 is checkpointed, step 7 is trained but not: killed mid-epoch 0
 FORK = multiprocessing.get_context("fork")  # a child process without the import cost
 
@@ -95,6 +98,7 @@ def test_sigkill_mid_epoch_then_resume_repeats_the_uninterrupted_run(tmp_path, d
         assert loss == pytest.approx(expected[step], abs=1e-6), step
     assert bpd == pytest.approx(expected_bpd, abs=1e-6)
     assert (tmp_path / "crash" / "checkpoints" / "step0000016.ckpt").is_file()  # saved at the end
+    assert unsafe_globals(tmp_path / "crash" / "checkpoints" / "last.ckpt") == []  # weights-only
 
 
 def test_atomic_save_leaves_the_previous_checkpoint_when_a_write_fails(tmp_path):

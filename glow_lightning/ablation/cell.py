@@ -1,0 +1,105 @@
+"""One ablation cell × seed: its config, its training run and its result file.
+
+A cell is finished when ``<out>/cells/<cell>-seed<s>.json`` exists; the file is written
+atomically after the test, so a killed run leaves no result and is redone (its partial run
+directory is removed first).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from glow_lightning.ablation.grid import Cell
+from glow_lightning.ablation.history import BpdHistory
+from glow_lightning.config import ConfigError, ExperimentConfig, load_config
+from glow_lightning.run import run_dir_for, train
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Per-cell training budget: optimiser steps and/or minutes of wall clock (first one wins)."""
+
+    steps: int | None = None
+    minutes: float | None = None
+
+    def overrides(self) -> list[str]:
+        if not self.steps and not self.minutes:
+            raise ConfigError("the ablation needs a per-cell budget: budget_steps=N or "
+                              "budget_minutes=M (or an ablation= file that sets one)")
+        words = ["trainer.max_epochs=-1", f"trainer.max_steps={self.steps or -1}"]
+        if self.minutes:
+            seconds = max(1, round(self.minutes * 60))
+            words.append(f"trainer.max_time=00:{seconds // 3600:02d}:{seconds // 60 % 60:02d}:"
+                         f"{seconds % 60:02d}")
+        return words
+
+
+def is_rank_zero() -> bool:
+    """Whether this process is global rank 0 under torchrun, SLURM or Lightning's own DDP
+    launcher (each rank runs the same grid loop; only rank 0 touches the files)."""
+    for key in ("RANK", "SLURM_PROCID"):
+        if key in os.environ:
+            return int(os.environ[key]) == 0
+    return int(os.environ.get("LOCAL_RANK", 0)) == 0 and int(os.environ.get("NODE_RANK", 0)) == 0
+
+
+def run_name(cell: Cell, seed: int) -> str:
+    return f"{cell.name}-seed{seed}"
+
+
+def result_path(out: Path, cell: Cell, seed: int) -> Path:
+    return Path(out) / "cells" / f"{run_name(cell, seed)}.json"
+
+
+def cell_config(words: list[str], cell: Cell, seed: int, budget: Budget, out: Path,
+                group: str, overrides: Sequence[str] = ()) -> ExperimentConfig:
+    """The ablation file's words, the cell's values, the command line's ``overrides``, then the
+    budget and seed; named, grouped and tagged for W&B."""
+    cfg = load_config([*words, *cell.overrides(), *overrides, *budget.overrides(),
+                       f"seed={seed}", f"data.seed={seed}"])
+    cfg.run_name = run_name(cell, seed)
+    cfg.out_dir = str(Path(out) / "runs")
+    cfg.logger.group = group
+    cfg.logger.tags = sorted({*cfg.logger.tags, "ablation", *cell.tags(), f"seed:{seed}"})
+    return cfg
+
+
+def run_cell(words: list[str], cell: Cell, seed: int, budget: Budget, out: Path, group: str,
+             overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """Train and test one cell × seed from scratch and write its result file (rank 0)."""
+    cfg = cell_config(words, cell, seed, budget, out, group, overrides)
+    stale = run_dir_for(cfg)
+    if stale.exists() and is_rank_zero():  # a run killed before its result was written
+        shutil.rmtree(stale)
+    start = time.perf_counter()
+    history = BpdHistory()
+    metrics = train(cfg, extra_callbacks=[history])
+    result = {
+        "cell": cell.name, "seed": seed, "coupling": cell.coupling,
+        "permutation": cell.permutation_label, "architecture": cell.architecture,
+        "test_bpd": float(metrics["test/bpd"]), "steps": history.steps,
+        "wall_s": round(time.perf_counter() - start, 1), "params": history.params,
+        "run_dir": metrics["run_dir"], "group": group,
+    }
+    if is_rank_zero():
+        write_json(result_path(out, cell, seed), result)
+    return result
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write atomically: readers see the old file or the whole new one, never half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def read_result(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.is_file() else None

@@ -1,0 +1,239 @@
+"""The ablation runner: grid, plan, sweep file, reports, and a real resumable run that is killed
+mid-grid and completed by a rerun (tiny model, two cells)."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from glow_lightning.ablate import cmd_ablate, plan
+from glow_lightning.ablation import Budget, build_grid, load_spec, select, sweep_config
+from glow_lightning.ablation.history import read_history, write_history
+from glow_lightning.ablation.plot import mean_curve, smooth
+from glow_lightning.ablation.report import markdown_table, summarise
+from glow_lightning.config import ConfigError, load_config
+from tests.wandb_reader import (
+    WANDB_ENV_DIRS,
+    find_run_dirs,
+    isolate_wandb,
+    read_records,
+    read_summary,
+)
+
+GLOW_CELLS = ["additive-reverse", "additive-shuffle", "additive-invconv", "affine-reverse",
+              "affine-shuffle", "affine-invconv"]
+TINY = ["model.levels=2", "model.steps=1", "model.hidden_channels=8", "data.max_train=64",
+        "data.max_test=16", "data.batch_size=16", "trainer.enable_progress_bar=false",
+        "callbacks.enabled=false", "trainer.num_threads=1", "trainer.accelerator=cpu",
+        "trainer.devices=1", "trainer.strategy=auto"]
+
+
+# ----------------------------------------------------------------------------- the grid
+def test_grid_is_figure3_plus_one_realnvp_cell():
+    cells = build_grid()
+    assert [c.name for c in cells] == [*GLOW_CELLS, "realnvp"]
+    realnvp = cells[-1]
+    assert realnvp.architecture == "realnvp" and "model.architecture=realnvp" in realnvp.overrides()
+    for cell in cells[:-1]:
+        coupling, permutation = cell.name.split("-")
+        assert cell.overrides() == ["model.architecture=glow", f"model.coupling={coupling}",
+                                    f"model.permutation={permutation}"]
+        assert f"coupling:{coupling}" in cell.tags()
+
+
+def test_select_restricts_and_rejects_unknown_cells():
+    cells = build_grid()
+    assert [c.name for c in select(cells, "realnvp,additive-reverse")] == ["additive-reverse",
+                                                                            "realnvp"]
+    with pytest.raises(ValueError, match="unknown cell"):
+        select(cells, "affine-lu")
+
+
+def test_budget_overrides():
+    assert Budget(steps=50).overrides() == ["trainer.max_epochs=-1", "trainer.max_steps=50"]
+    assert Budget(minutes=1.5).overrides()[-1] == "trainer.max_time=00:00:01:30"
+    with pytest.raises(ConfigError, match="budget"):
+        Budget().overrides()
+
+
+def test_digits_spec_cells_share_one_model():
+    spec = load_spec("digits")
+    assert spec.seeds == 2 and spec.budget_steps and len(spec.grid()) == 7
+    glow = [load_config([*spec.base_overrides(), *c.overrides()]) for c in spec.grid()[:-1]]
+    assert len({(c.model.levels, c.model.steps, c.model.hidden_channels) for c in glow}) == 1
+
+
+# ----------------------------------------------------------------------------- the command's words
+def test_plan_defaults_to_the_digits_ablation(tmp_path):
+    ab = plan([f"out={tmp_path / 'abl'}"])
+    assert ab.name == "digits" and len(ab.jobs()) == 14 and ab.group == "abl"
+    assert "experiment=digits_glow" in ab.words
+
+
+def test_plan_pins_a_seed_restricts_cells_and_keeps_overrides(tmp_path):
+    ab = plan(["cell=realnvp", "seed=3", "budget_minutes=2", "model.hidden_channels=16",
+               f"out={tmp_path}"])
+    assert [(c.name, s) for c, s in ab.jobs()] == [("realnvp", 3)]
+    assert ab.budget == Budget(None, 2.0)
+    assert ab.overrides == ["model.hidden_channels=16"]
+    with pytest.raises(ConfigError, match="set by the grid"):
+        plan(["model.coupling=affine"])
+
+
+def test_plan_with_an_explicit_experiment_ignores_the_digits_file():
+    ab = plan(["experiment=mnist_glow", "budget_steps=10"])
+    assert ab.name == "mnist_glow" and "model.hidden_channels=32" not in ab.words
+    with pytest.raises(ConfigError, match="budget"):
+        plan(["experiment=mnist_glow"])
+
+
+# ----------------------------------------------------------------------------- sweep and reports
+def test_sweep_matches_the_grid(tmp_path):
+    ab = plan([f"out={tmp_path / 'abl'}", "model.hidden_channels=16"])
+    from glow_lightning.ablation.sweep import write_sweep
+
+    path = write_sweep(tmp_path / "sweep.yaml", ab.cells, ab.seeds, ab.sweep_words, ab.group, "p")
+    sweep = yaml.safe_load(path.read_text())
+    assert sweep == sweep_config(ab.cells, ab.seeds, ab.sweep_words, ab.group, "p")
+    assert sweep["method"] == "grid" and sweep["program"] == "glow-lightning"
+    assert sweep["command"][:2] == ["glow-lightning", "ablate"]
+    assert sweep["command"][-1] == "${args_no_hyphens}"
+    assert sweep["parameters"]["cell"]["values"] == [*GLOW_CELLS, "realnvp"]
+    assert sweep["parameters"]["seed"]["values"] == [0, 1]
+    # every sweep run is one job of the local grid, with the same words
+    for cell in sweep["parameters"]["cell"]["values"]:
+        one = plan([*sweep["command"][2:-1], f"cell={cell}", "seed=1"])
+        assert [(c.name, s) for c, s in one.jobs()] == [(cell, 1)]
+        assert (one.words, one.overrides) == (ab.words, ab.overrides)
+        assert (one.out, one.group) == (ab.out, ab.group)
+
+
+def test_summary_and_table():
+    rows = [dict(cell=c, seed=s, coupling="affine", permutation=c, architecture="glow",
+                 test_bpd=bpd, steps=10, wall_s=1.0, params=7)
+            for c, s, bpd in [("a", 0, 2.0), ("a", 1, 3.0), ("b", 0, 1.0)]]
+    a, b = summarise(rows)
+    assert (a["cell"], a["test_bpd_mean"], a["seeds"]) == ("a", 2.5, 2)
+    assert b["test_bpd_std"] == 0.0
+    assert "| a | affine | a | 2.500 ± 0.707 | 2 | 10 |" in markdown_table([a, b])
+
+
+def test_history_and_curves(tmp_path):
+    write_history(tmp_path / "h.csv", [(1, 5.0), (2, 4.0)])
+    assert read_history(tmp_path / "h.csv") == [(1, 5.0), (2, 4.0)]
+    assert read_history(tmp_path / "missing.csv") == []
+    steps, values = mean_curve([[(1, 5.0), (2, 4.0)], [(1, 3.0), (2, 2.0), (3, 1.0)]])
+    assert steps.tolist() == [1, 2] and values.tolist() == [4.0, 3.0]
+    assert smooth(values, 10).tolist() == [4.0, 3.5]
+
+
+# ----------------------------------------------------------------------------- real runs
+def _words(out: Path, cache: str) -> list[str]:
+    return ["cells=additive-reverse,realnvp", "seeds=1", "budget_steps=3", f"out={out}",
+            f"data.cache_dir={cache}", *TINY]
+
+
+def _check_complete(out: Path) -> None:
+    with (out / "results.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["cell"], r["seed"], r["steps"]) for r in rows] == [("additive-reverse", "0", "3"),
+                                                                  ("realnvp", "0", "3")]
+    assert all(float(r["test_bpd"]) > 0 and int(r["params"]) > 0 for r in rows)
+    assert "| realnvp | affine | alternating masks |" in (out / "results.md").read_text()
+    assert (out / "bpd_vs_step.png").stat().st_size > 1000
+    assert len(read_history(out / "runs" / "realnvp-seed0" / "bpd_history.csv")) == 3
+
+
+@pytest.fixture(scope="module")
+def interrupted_and_rerun(tmp_path_factory, digits_cache):
+    """In process: a 2-cell grid; then the second cell is made to look interrupted (no result,
+    a partial run directory) and the same command runs again."""
+    root = tmp_path_factory.mktemp("ablation")
+    out = root / "out"
+    with pytest.MonkeyPatch.context() as mp:
+        isolate_wandb(mp, root / "wandb_env")
+        assert cmd_ablate(_words(out, digits_cache)) == 0
+        first = out / "cells" / "additive-reverse-seed0.json"
+        stamp = first.stat().st_mtime_ns
+        (out / "cells" / "realnvp-seed0.json").unlink()
+        (out / "runs" / "realnvp-seed0" / "partial").write_text("left by a killed run")
+        assert cmd_ablate(_words(out, digits_cache)) == 0
+    return out, first, stamp
+
+
+def test_rerun_skips_finished_cells_and_redoes_the_interrupted_one(interrupted_and_rerun):
+    out, first, stamp = interrupted_and_rerun
+    assert first.stat().st_mtime_ns == stamp  # not rerun
+    assert not (out / "runs" / "realnvp-seed0" / "partial").exists()  # redone from scratch
+    _check_complete(out)
+
+
+def test_each_cell_is_one_wandb_run_in_the_group_plus_a_summary_table(interrupted_and_rerun):
+    out, _, _ = interrupted_and_rerun
+    runs: dict[str, list] = {}
+    for run_dir in find_run_dirs(out):
+        (record,) = [r.run for r in read_records(run_dir) if r.WhichOneof("record_type") == "run"]
+        runs.setdefault(record.display_name, []).append((record, run_dir))
+    # one run per cell (the interrupted one's partial run was removed); the summary run is logged
+    # once, and again only if results.csv changed (the redone cell can reproduce it exactly)
+    counts = {k: len(v) for k, v in runs.items()}
+    assert counts.pop("out-summary") in (1, 2)
+    assert counts == {"additive-reverse-seed0": 1, "realnvp-seed0": 1}
+    assert {r.run_group for v in runs.values() for r, _ in v} == {"out"}
+    (cell, _), = runs["realnvp-seed0"]
+    assert "cell:realnvp" in cell.tags and "seed:0" in cell.tags
+    config = {item.key: json.loads(item.value_json) for item in cell.config.update}
+    assert config["model"]["architecture"] == "realnvp" and config["seed"] == 0
+    summary_dir = runs["out-summary"][-1][1]
+    summary = read_summary(summary_dir)
+    assert summary["ablation/results"]["_type"] == "table-file"
+    assert {k for k in summary if k.startswith("test_bpd/")} == {"test_bpd/additive-reverse",
+                                                                "test_bpd/realnvp"}
+    assert list((summary_dir / "files" / "media" / "table" / "ablation").glob("results_*.json"))
+
+
+def _env(root: Path) -> dict[str, str]:
+    env = dict(os.environ, WANDB_MODE="offline", WANDB_SILENT="true", OMP_NUM_THREADS="1")
+    env.pop("WANDB_API_KEY", None)
+    for name in WANDB_ENV_DIRS:
+        (root / name.lower()).mkdir(parents=True, exist_ok=True)
+        env[name] = str(root / name.lower())
+    return env
+
+
+def _ablate(words: list[str], env: dict[str, str]) -> subprocess.Popen:
+    main = "import sys; from glow_lightning.cli import main; sys.exit(main(sys.argv[1:]))"
+    return subprocess.Popen([sys.executable, "-c", main, "ablate", *words],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.slow
+def test_sigkill_mid_grid_then_rerun_completes_it(tmp_path, digits_cache):
+    """A real kill: SIGKILL the runner once the first cell's result exists, run it again."""
+    out, env = tmp_path / "out", _env(tmp_path / "wandb_env")
+    proc = _ablate(_words(out, digits_cache), env)
+    first = out / "cells" / "additive-reverse-seed0.json"
+    second = out / "cells" / "realnvp-seed0.json"
+    deadline = time.monotonic() + 300
+    try:
+        while not first.exists():
+            assert proc.poll() is None, f"ablate exited early: {proc.stderr.read()[-2000:]}"
+            assert time.monotonic() < deadline, "the first cell did not finish in time"
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert not second.exists(), "the kill came after the grid finished; nothing was tested"
+    stamp = first.stat().st_mtime_ns
+    rerun = _ablate(_words(out, digits_cache), env)
+    _, err = rerun.communicate(timeout=600)
+    assert rerun.returncode == 0, err[-3000:]
+    assert first.stat().st_mtime_ns == stamp  # not rerun
+    _check_complete(out)

@@ -1,0 +1,54 @@
+"""Every paper experiment config loads and builds its model (on the meta device: shapes only, no
+memory), through the same functions the runner uses (``run.model_kwargs`` + ``build_flow``)."""
+
+import pytest
+import torch
+
+from glow_lightning.config import experiment_names, load_config
+from glow_lightning.flows import build_flow
+from glow_lightning.run import build_datamodule, model_kwargs
+
+PAPER_BPD = {
+    "cifar10_glow": 3.35, "imagenet32_glow": 4.09, "imagenet64_glow": 3.81,
+    "lsun_bedroom_glow": 2.38, "lsun_tower_glow": 2.46, "lsun_church_glow": 2.67,
+    "realnvp_cifar10": 3.49, "realnvp_imagenet32": 4.28, "realnvp_imagenet64": 3.98,
+    "realnvp_lsun_bedroom": 2.72, "realnvp_lsun_tower": 2.81, "realnvp_lsun_church": 3.08,
+}
+PAPER = [*PAPER_BPD, "celebahq_glow", "cifar10_glow_conditional", "mnist_glow"]
+IMAGE_SHAPES = {"cifar10": (3, 32, 32), "imagenet32": (3, 32, 32), "imagenet64": (3, 64, 64),
+                "lsun_bedroom": (3, 64, 64), "lsun_tower": (3, 64, 64),
+                "lsun_church": (3, 64, 64), "celebahq": (3, 256, 256), "mnist": (1, 32, 32)}
+
+
+def test_every_paper_experiment_ships():
+    assert set(PAPER) <= set(experiment_names())
+
+
+@pytest.mark.parametrize("name", PAPER)
+def test_paper_config_builds_its_model(name):
+    cfg = load_config([f"experiment={name}"])
+    assert cfg.name == name and cfg.paper_bpd == PAPER_BPD.get(name, cfg.paper_bpd)
+    shape = build_datamodule(cfg).image_shape  # known from construction: no data is loaded
+    assert shape == IMAGE_SHAPES[cfg.data.name]
+    classes = 10 if cfg.model.conditional else 0  # CIFAR-10's classes, without loading labels
+    with torch.device("meta"):
+        flow = build_flow(**model_kwargs(cfg, shape, classes))
+    params = sum(p.numel() for p in flow.parameters())
+    print(f"{name}: {cfg.model.architecture} L={cfg.model.levels} K={cfg.model.steps} "
+          f"width={cfg.model.hidden_channels} {tuple(shape)} -> {params / 1e6:.2f}M parameters")
+    assert params > 1e6
+    assert flow.num_classes == classes
+    if name == "cifar10_glow":  # about 44M, the size usually quoted for the reference CIFAR-10 Glow
+        assert 40e6 < params < 48e6
+
+
+def test_reference_settings():
+    cifar = load_config(["experiment=cifar10_glow"])
+    assert (cifar.model.levels, cifar.model.steps, cifar.model.hidden_channels) == (3, 32, 512)
+    assert (cifar.model.coupling, cifar.data.n_bits) == ("affine", 8)
+    assert cifar.data.batch_size * 8 == 512  # per process x 8 GPUs
+    celeba = load_config(["experiment=celebahq_glow"])
+    assert (celeba.model.levels, celeba.model.coupling, celeba.data.n_bits) == (6, "additive", 5)
+    assert celeba.data.batch_size == 1
+    assert load_config(["experiment=imagenet64_glow"]).model.levels == 4
+    assert load_config(["experiment=cifar10_glow_conditional"]).model.conditional
