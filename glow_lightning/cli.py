@@ -144,4 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run through the imported module: plugins (ablate, manipulate) register there, not in __main__.
+    from glow_lightning.cli import main as _main
+
+    sys.exit(_main())
