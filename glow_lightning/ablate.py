@@ -29,7 +29,7 @@ from glow_lightning.ablation import (
     select,
     write_sweep_file,
 )
-from glow_lightning.cli import register
+from glow_lightning.cli import register, split_keys
 from glow_lightning.config import ConfigError, load_config
 
 DEFAULT_ABLATION = "digits"
@@ -39,16 +39,7 @@ OWN = ("ablation", "budget_steps", "budget_minutes", "seeds", "cells", "cell", "
 
 
 def _split(words: Sequence[str]) -> tuple[dict[str, str], list[str]]:
-    mine, rest = {}, []
-    for word in words:
-        key, eq, value = word.partition("=")
-        if not eq:
-            raise ConfigError(f"argument '{word}' is not of the form key=value (see --help)")
-        if key in OWN:
-            mine[key] = value
-        else:
-            rest.append(word)
-    return mine, rest
+    return split_keys(words, OWN)
 
 
 def _parse(key: str, text: str, kind: type) -> float:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 
 from glow_lightning.config import ConfigError, experiment_names, load_config
@@ -23,7 +23,8 @@ EXAMPLES = """examples:
 """
 
 
-def _split_keys(words: Sequence[str], own: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+def split_keys(words: Sequence[str], own: Collection[str]) -> tuple[dict[str, str], list[str]]:
+    """``key=value`` words → (the command's own keys, the config overrides)."""
     mine, rest = {}, []
     for word in words:
         key, eq, value = word.partition("=")
@@ -62,7 +63,7 @@ def _need_ckpt(mine: dict[str, str]) -> str:
 def cmd_test(words: Sequence[str]) -> int:
     from glow_lightning.inference import test_checkpoint
 
-    mine, rest = _split_keys(words, {"ckpt": ""})
+    mine, rest = split_keys(words, {"ckpt": ""})
     bpd = test_checkpoint(_need_ckpt(mine), rest)
     print(f"test/bpd = {bpd:.4f}")
     return 0
@@ -72,7 +73,7 @@ def cmd_sample(words: Sequence[str]) -> int:
     from glow_lightning.inference import sample_checkpoint
 
     own = {"ckpt": "", "n": "64", "temperature": "0.7", "out": "samples.png", "seed": "0"}
-    mine, _ = _split_keys(words, own)
+    mine, _ = split_keys(words, own)
     opts = {**own, **mine}
     path = sample_checkpoint(_need_ckpt(mine), int(opts["n"]), float(opts["temperature"]),
                              opts["out"], int(opts["seed"]))
@@ -84,7 +85,7 @@ def cmd_interpolate(words: Sequence[str]) -> int:
     from glow_lightning.inference import interpolate_checkpoint
 
     own = {"ckpt": "", "pairs": "4", "steps": "8", "out": "interpolations.png"}
-    mine, rest = _split_keys(words, own)
+    mine, rest = split_keys(words, own)
     opts = {**own, **mine}
     path = interpolate_checkpoint(_need_ckpt(mine), int(opts["pairs"]), int(opts["steps"]),
                                   opts["out"], rest)

@@ -77,9 +77,9 @@ def manipulate_checkpoint(ckpt: str, attribute: str, source: int | None, strengt
 
 
 def cmd_manipulate(words: Sequence[str]) -> int:
-    from glow_lightning.cli import _need_ckpt, _split_keys
+    from glow_lightning.cli import _need_ckpt, split_keys
 
-    mine, rest = _split_keys(words, OWN)
+    mine, rest = split_keys(words, OWN)
     opts = {**OWN, **mine}
     source = _int("source", opts["source"]) if opts["source"] else None
     path = manipulate_checkpoint(_need_ckpt(mine), opts["attribute"], source,
