@@ -106,7 +106,7 @@ def main() -> None:
     common.set_threads(args.threads)
     load_before = common.load_average()
     rounds = args.rounds or (3 if args.quick else 11)
-    steps = args.train_steps if args.train_steps is not None else (5 if args.quick else 40)
+    steps = args.train_steps if args.train_steps is not None else (5 if args.quick else 20)
     shape, cfg = common.SHAPE_S, dict(common.CONFIG_S)
     impls = []
     if args.ckpt:
