@@ -38,7 +38,7 @@ def cost_of_memory_saving(cfg: dict, batch: int, rounds: int, seed: int) -> dict
     for key in ("ours", "ours-ms"):
         torch.manual_seed(seed)
         impl = build(key, common.SHAPE_S, **cfg)
-        steps[key] = train_step(impl, torch.optim.Adam(impl.model.parameters(), lr=1e-4), batches)
+        steps[key] = train_step(impl, common.adam(impl.model.parameters()), batches)
     times = common.interleaved(steps, rounds, warmup=1)
     return {k: common.median(v) for k, v in times.items()}
 

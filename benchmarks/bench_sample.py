@@ -66,7 +66,7 @@ def warm_up(impl: Impl, data: torch.Tensor, steps: int, batch: int = 16) -> None
     """ActNorm init on the first batch, then ``steps`` Adam steps (lr 1e-4: the first steps of
     a flow at 1e-3 without warm-up can leave it with non-finite inverses)."""
     impl.model.train()
-    opt = torch.optim.Adam(impl.model.parameters(), lr=1e-4)
+    opt = common.adam(impl.model.parameters())
     for i in range(max(steps, 1)):
         x = data[(i * batch) % len(data):][:batch]
         loss = impl.nll(x).mean() / x[0].numel()

@@ -33,6 +33,13 @@ def parser(description: str) -> argparse.ArgumentParser:
     return p
 
 
+def adam(params, lr: float = 1e-4) -> torch.optim.Optimizer:
+    """The optimiser of the speed and memory benchmarks, the same for every implementation:
+    ``torch.optim.Adam`` with the fused CPU kernel (one op for all parameters, so the number of
+    parameter tensors an implementation happens to have does not show up as optimiser time)."""
+    return torch.optim.Adam(params, lr=lr, fused=True)
+
+
 def set_threads(n: int) -> None:
     torch.set_num_threads(n)
 

@@ -6,8 +6,8 @@
 Method (printed as one JSON line):
 
 1. ``rss_imports``: resident set size (``VmRSS``) after importing torch and the library.
-2. Build the model and ``torch.optim.Adam``; run one warm-up step (ActNorm init, Adam state),
-   drop the gradients (``zero_grad(set_to_none=True)``), ``gc.collect()`` and glibc
+2. Build the model and ``torch.optim.Adam`` (fused); run one warm-up step (ActNorm init, Adam
+   state), drop the gradients (``zero_grad(set_to_none=True)``), ``gc.collect()`` and glibc
    ``malloc_trim(0)`` so freed activations are returned to the OS. ``rss_state`` = ``VmRSS`` now:
    parameters + optimiser state (+ libraries).
 3. Reset the kernel's peak counter (``echo 5 > /proc/self/clear_refs`` resets ``VmHWM``), run
@@ -50,7 +50,7 @@ def reset_peak() -> None:
 def probe(spec: dict) -> dict:
     import torch
 
-    from benchmarks.common import synthetic_batches
+    from benchmarks.common import adam, synthetic_batches
     from benchmarks.peers import build
 
     torch.set_num_threads(int(spec.get("threads", 2)))
@@ -63,7 +63,7 @@ def probe(spec: dict) -> dict:
     rss_imports = status_kib("VmRSS")
     torch.manual_seed(0)
     impl = build(spec["impl"], shape, spec["levels"], spec["steps"], spec["hidden"])
-    opt = torch.optim.Adam(impl.model.parameters(), lr=1e-4)
+    opt = adam(impl.model.parameters())
 
     def step() -> None:
         loss = impl.nll(x).mean() / (x[0].numel() * math.log(2))

@@ -104,10 +104,10 @@ class ActNorm(nn.Module):
         return (x + bias) * torch.exp(logs)
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        z = self.apply_forward(x)
-        pixels = x[0, 0].numel() if x.dim() > 2 else 1
-        logdet = (self.log_scale().sum() * pixels).expand(x.shape[0])
-        return z, logdet
+        self._maybe_init(x)
+        bias, logs = self._shape(x)  # the log-scale is formed once for output and log-det
+        pixels = x.shape[2] * x.shape[3] if x.dim() == 4 else 1
+        return (x + bias) * torch.exp(logs), (logs.sum() * pixels).expand(x.shape[0])
 
     def inverse(self, z: Tensor, cond: Tensor | None = None) -> Tensor:
         bias, logs = self._shape(z)

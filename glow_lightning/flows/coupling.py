@@ -33,23 +33,30 @@ class _Coupling(nn.Module):
                   else x1.new_zeros(x1.shape[0]))
         return torch.cat([x1, z2], dim=1), logdet
 
+    def _split(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        # torch.split rather than two slices: its backward is one cat, not two zero-filled
+        # full-size tensors added together
+        x1, x2 = torch.split(x, [self.n_keep, x.shape[1] - self.n_keep], dim=1)
+        return x1, x2
+
     def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        x1, x2 = x[:, : self.n_keep], x[:, self.n_keep :]
+        x1, x2 = self._split(x)
         shift, logscale = self._params(x1)
         return self._join(x1, self._transform(x2, shift, logscale), logscale)
 
     def inverse(self, z: Tensor, cond: Tensor | None = None) -> Tensor:
-        z1, z2 = z[:, : self.n_keep], z[:, self.n_keep :]
+        z1, z2 = self._split(z)
         return torch.cat([z1, self._untransform(z2, *self._params(z1))], dim=1)
 
     def rebuild(self, z: Tensor) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
         """For memory-saving backprop: input leaves ``(x1, x2)`` of output ``z`` and the forward
         ``(z, logdet)`` recomputed from them under autograd. The net runs once, not twice (inverse
         then forward), because its input half is the same in ``x`` and ``z``."""
-        x1 = z[:, : self.n_keep].detach().requires_grad_(True)
+        z1, z2 = self._split(z)
+        x1 = z1.detach().requires_grad_(True)
         shift, logscale = self._params(x1)
         with torch.no_grad():
-            x2 = self._untransform(z[:, self.n_keep :], shift, logscale)
+            x2 = self._untransform(z2, shift, logscale)
         x2.requires_grad_(True)
         return (x1, x2), self._join(x1, self._transform(x2, shift, logscale), logscale)
 

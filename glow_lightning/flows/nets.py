@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import cast
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -26,26 +24,24 @@ class ZeroConv2d(nn.Module):
         self.conv.bias.data.zero_()
         self.logs = nn.Parameter(torch.zeros(1, out_channels, 1, 1))
         self.logscale_factor = 3.0
-        order = torch.cat([torch.arange(0, out_channels, 2), torch.arange(1, out_channels, 2)])
-        self.register_buffer("evens_then_odds", order, persistent=False)
-
-    def _conv(self, x: Tensor, order: Tensor | None) -> Tensor:
+    def _conv(self, x: Tensor, deinterleave: bool) -> Tensor:
         # conv(x)·e^{3·logs} as one conv with the scale folded into weight and bias
         scale = torch.exp(self.logs * self.logscale_factor).view(-1)
         assert self.conv.bias is not None
         weight, bias = self.conv.weight * scale.view(-1, 1, 1, 1), self.conv.bias * scale
-        if order is not None:
-            weight, bias = weight[order], bias[order]
+        if deinterleave:  # rows 0, 2, 4, … then 1, 3, 5, … (a reshape: cheap in both passes)
+            weight = weight.unflatten(0, (-1, 2)).transpose(0, 1).flatten(0, 1)
+            bias = bias.view(-1, 2).t().reshape(-1)
         return F.conv2d(x, weight, bias, padding=self.conv.padding)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self._conv(x, None)
+        return self._conv(x, False)
 
     def halves(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """``(out[:, 0::2], out[:, 1::2])`` of :meth:`forward`, each a contiguous channel block."""
-        h = self._conv(x, cast(Tensor, self.evens_then_odds))
-        half = (h.shape[1] + 1) // 2
-        return h[:, :half], h[:, half:]
+        """``(out[:, 0::2], out[:, 1::2])`` of :meth:`forward`, each a contiguous channel block.
+        Needs an even number of output channels."""
+        h = self._conv(x, True)
+        return torch.split(h, h.shape[1] // 2, dim=1)  # split: one cat in backward
 
 
 class ConvActNorm(nn.Module):

@@ -68,7 +68,7 @@ class _InvConvBase(nn.Module):
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         weight, logdet = self.weight_and_logdet()  # computed once per call
-        z = F.conv2d(x, weight.unsqueeze(-1).unsqueeze(-1))
+        z = F.conv2d(x, weight[:, :, None, None])
         return z, (logdet * x.shape[2] * x.shape[3]).expand(x.shape[0])
 
     def inverse(self, z: Tensor, cond: Tensor | None = None) -> Tensor:

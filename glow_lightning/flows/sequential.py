@@ -25,11 +25,11 @@ class FlowSequence(nn.Module):
         self.memory_saving = memory_saving
 
     def forward_plain(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        logdet = x.new_zeros(x.shape[0])
+        logdets = []
         for layer in self.layers:
             x, ld = layer(x, cond)
-            logdet = logdet + ld
-        return x, logdet
+            logdets.append(ld)
+        return x, torch.stack(logdets).sum(0)  # one sum, not one add per layer (both passes)
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         if self.memory_saving and torch.is_grad_enabled() and self.training:
