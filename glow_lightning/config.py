@@ -48,6 +48,7 @@ class ModelConfig:
     steps: int = 32
     hidden_channels: int = 512
     coupling: str = "affine"  # additive | affine
+    affine_clamp: float = 0.0  # > 0: soft bound (-clamp, 0) on the affine log-scale; 0: reference
     permutation: str = "invconv_lu"  # reverse | shuffle | invconv | invconv_lu
     learn_top: bool = True
     split_prior: bool = True

@@ -28,6 +28,7 @@ LAYERS = {
     "invconv_lu": lambda: InvConv1x1LU(4),
     "additive": lambda: AdditiveCoupling(4, 8),
     "affine": lambda: AffineCoupling(4, 8),
+    "affine_clamped": lambda: AffineCoupling(4, 8, clamp=0.5),
     "checkerboard0": lambda: CheckerboardCoupling(4, 8, 8, 0, 8),
     "checkerboard1": lambda: CheckerboardCoupling(4, 8, 8, 1, 8),
     "channel": lambda: ChannelCoupling(4, False, 8),
@@ -124,3 +125,19 @@ def test_inverse_weight_cache_is_invalidated_by_updates():
         conv.log_s.add_(0.3)
         x = conv.inverse(z)
         assert torch.allclose(conv(x)[0], z, atol=1e-12)
+
+
+def test_clamped_affine_bounds_the_scale_and_stays_exact():
+    """With large net outputs the reference scale reaches ~0; the clamped one stays above
+    exp(-clamp), and the layer is still exactly invertible with an exact log-det there."""
+    torch.manual_seed(0)
+    layer = randomize(AffineCoupling(4, 8, clamp=1.0).double(), scale=0.3)
+    x = torch.randn(SHAPE, dtype=torch.float64)
+    _, logscale = layer._params(layer._split(x)[0])
+    reference = AffineCoupling(4, 8).double()
+    reference.load_state_dict(layer.state_dict())
+    _, ref_logscale = reference._params(reference._split(x)[0])
+    assert ref_logscale.min() < -3 and logscale.min() >= -1.0
+    z, logdet = layer(x)
+    assert torch.allclose(layer.inverse(z), x, atol=1e-10, rtol=0)
+    assert torch.allclose(logdet, brute_logdet(lambda v: layer(v)[0], x), atol=1e-8, rtol=0)

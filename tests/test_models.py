@@ -11,6 +11,7 @@ from tests.flow_utils import brute_logdet, flat, randomize
 SMALL = dict(image_shape=(4, 8, 8), levels=2, steps=2, hidden_channels=8)
 VARIANTS = {
     "glow_affine_lu": dict(coupling="affine", permutation="invconv_lu"),
+    "glow_affine_lu_clamped": dict(coupling="affine", permutation="invconv_lu", affine_clamp=2.0),
     "glow_additive_invconv": dict(coupling="additive", permutation="invconv"),
     "glow_affine_shuffle_cond": dict(coupling="affine", permutation="shuffle", num_classes=3),
     "glow_additive_reverse": dict(coupling="additive", permutation="reverse", learn_top=False),
@@ -122,6 +123,7 @@ def test_paper_cifar10_parameter_count():
     (dict(image_shape=(3, 20, 20), levels=3), "divisible by 8"),
     (dict(levels=0), "levels must be a positive integer"),
     (dict(image_shape=(3, 32)), "image_shape must be (C, H, W)"),
+    (dict(affine_clamp=-1.0), "affine_clamp must be a number >= 0"),
 ])
 def test_bad_construction_raises_value_error(kwargs, needle):
     with pytest.raises(ValueError) as err:

@@ -52,13 +52,17 @@ def build_flow(image_shape: Sequence[int], levels: int = 3, steps: int = 32,
                permutation: Permutation = "invconv_lu", learn_top: bool = True,
                split_prior: bool = True, num_classes: int = 0,
                architecture: Architecture = "glow", memory_saving: bool = False,
-               seed: int = 0) -> MultiScaleFlow:
+               affine_clamp: float = 0.0, seed: int = 0) -> MultiScaleFlow:
     """Build a flow. Defaults are the paper's CIFAR-10 Glow (L=3, K=32, width 512, affine, LU).
 
     For ``architecture="realnvp"`` ``coupling`` and ``permutation`` are fixed by the architecture
     (masked affine couplings) and ``steps`` counts couplings per mask type per scale.
+    ``affine_clamp > 0`` softly bounds each affine coupling's log-scale to ``(-affine_clamp, 0)``
+    (see :class:`~glow_lightning.flows.coupling.AffineCoupling`); 0 is the reference layer.
     """
     image_shape = tuple(int(s) for s in image_shape)
+    if not isinstance(affine_clamp, (int, float)) or affine_clamp < 0:
+        raise ValueError(f"affine_clamp must be a number >= 0 (0 disables), got {affine_clamp!r}")
     validate(image_shape, levels, steps, hidden_channels, coupling, permutation, architecture,
              num_classes)
     if architecture == "realnvp":
@@ -66,4 +70,4 @@ def build_flow(image_shape: Sequence[int], levels: int = 3, steps: int = 32,
                        split_prior=split_prior, num_classes=num_classes,
                        memory_saving=memory_saving)
     return Glow(image_shape, levels, steps, hidden_channels, coupling, permutation, learn_top,
-                split_prior, num_classes, memory_saving, seed)
+                split_prior, num_classes, memory_saving, seed, affine_clamp)

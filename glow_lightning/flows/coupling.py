@@ -80,16 +80,30 @@ class AdditiveCoupling(_Coupling):
 
 
 class AffineCoupling(_Coupling):
-    """``z2 = (x2 + t) · sigmoid(h + 2)`` with ``(t, h) = NN(x1)``; log-det Σ log-scale."""
+    """``z2 = (x2 + t) · sigmoid(h + 2)`` with ``(t, h) = NN(x1)``; log-det Σ log-scale.
 
-    def __init__(self, num_channels: int, hidden_channels: int) -> None:
+    ``clamp > 0`` bounds the log-scale softly to ``(-clamp, 0)``:
+    ``s = clamp · tanh(log sigmoid(h + 2) / clamp)`` (equal to the reference scale near the
+    identity). The inverse then divides by at least ``exp(-clamp)``, so a sample whose latents
+    leave the training distribution cannot be amplified without bound layer after layer (the
+    unbounded ``1 / sigmoid`` overflows to inf within a few layers there). The transform stays
+    exactly invertible with an exact log-det; ``clamp = 0`` is the reference layer.
+    """
+
+    def __init__(self, num_channels: int, hidden_channels: int, clamp: float = 0.0) -> None:
         super().__init__()
+        if clamp < 0:
+            raise ValueError(f"clamp must be >= 0 (0 = unbounded reference scale), got {clamp}")
         self.n_keep = num_channels // 2
+        self.clamp = float(clamp)
         self.net = GlowNet(self.n_keep, 2 * (num_channels - self.n_keep), hidden_channels)
 
     def _params(self, x1: Tensor) -> tuple[Tensor, Tensor]:
         shift, raw = self.net.halves(x1)  # channels 0::2 and 1::2, as in the reference code
-        return shift, F.logsigmoid(raw + 2.0)
+        logscale = F.logsigmoid(raw + 2.0)
+        if self.clamp:
+            logscale = self.clamp * torch.tanh(logscale / self.clamp)
+        return shift, logscale
 
     def _transform(self, x2: Tensor, shift: Tensor, logscale: Tensor | None) -> Tensor:
         assert logscale is not None

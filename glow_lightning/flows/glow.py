@@ -18,11 +18,13 @@ COUPLINGS = {"additive": AdditiveCoupling, "affine": AffineCoupling}
 
 
 def flow_step(channels: int, hidden: int, coupling: str, permutation: str,
-              generator: torch.Generator | None) -> list[nn.Module]:
+              generator: torch.Generator | None, affine_clamp: float = 0.0) -> list[nn.Module]:
     """One step of flow (Glow Figure 2a): ActNorm → permutation → coupling."""
     perm_cls = PERMUTATIONS[permutation]
     perm = perm_cls(channels) if perm_cls is Reverse else perm_cls(channels, generator=generator)
-    return [ActNorm(channels), perm, COUPLINGS[coupling](channels, hidden)]
+    couple = (AffineCoupling(channels, hidden, affine_clamp) if coupling == "affine"
+              else COUPLINGS[coupling](channels, hidden))
+    return [ActNorm(channels), perm, couple]
 
 
 class Glow(MultiScaleFlow):
@@ -31,7 +33,7 @@ class Glow(MultiScaleFlow):
     def __init__(self, image_shape: tuple[int, int, int], levels: int, steps: int,
                  hidden_channels: int, coupling: str = "affine", permutation: str = "invconv_lu",
                  learn_top: bool = True, split_prior: bool = True, num_classes: int = 0,
-                 memory_saving: bool = False, seed: int = 0) -> None:
+                 memory_saving: bool = False, seed: int = 0, affine_clamp: float = 0.0) -> None:
         gen = torch.Generator().manual_seed(seed)
         c, h, w = image_shape
         flows, splits = [], []
@@ -39,7 +41,7 @@ class Glow(MultiScaleFlow):
             c, h, w = c * 4, h // 2, w // 2
             layers: list[nn.Module] = [Squeeze()]
             for _ in range(steps):
-                layers += flow_step(c, hidden_channels, coupling, permutation, gen)
+                layers += flow_step(c, hidden_channels, coupling, permutation, gen, affine_clamp)
             flows.append(FlowSequence(layers, memory_saving))
             last = level == levels - 1
             splits.append(None if last else Split(c, split_prior))
