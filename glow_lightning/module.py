@@ -156,7 +156,8 @@ class GlowModule(L.LightningModule):
         metric = self.metrics[f"{stage}_bpd"]
         if stage == "train":
             finite = torch.isfinite(bpd)
-            metric.update(torch.where(finite, bpd, torch.zeros_like(bpd)), finite.to(bpd.dtype))
+            # forward, not update: it also keeps this batch's mean for the per-step log
+            metric(torch.where(finite, bpd, torch.zeros_like(bpd)), finite.to(bpd.dtype))
         else:
             metric.update(bpd)
         self.log(f"{stage}/bpd", metric, on_step=stage == "train", on_epoch=True,

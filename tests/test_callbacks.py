@@ -1,6 +1,7 @@
 """The callbacks on a real (tiny) training run: PNGs on disk, the offline W&B run read back."""
 
 import json
+import math
 from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -80,7 +81,7 @@ def trainer(root: Path, logger, callbacks, **overrides) -> L.Trainer:
     kwargs = dict(accelerator="cpu", devices=1, max_epochs=1, limit_train_batches=2,
                   limit_val_batches=1, enable_checkpointing=False, default_root_dir=root,
                   logger=logger, callbacks=callbacks, enable_progress_bar=False,
-                  enable_model_summary=False)
+                  enable_model_summary=False, log_every_n_steps=1)
     return L.Trainer(**{**kwargs, **overrides})
 
 
@@ -211,6 +212,14 @@ def test_reconstruction_error_is_logged(run):
     logged = [row["val/recon_error"] for row in read_history(run.run_dir)
               if "val/recon_error" in row]
     assert logged and abs(logged[-1] - error) < 1e-9
+
+
+def test_train_bpd_is_logged_per_step_and_per_epoch(run):
+    rows = read_history(run.run_dir)
+    steps = [row["train/bpd_step"] for row in rows if "train/bpd_step" in row]
+    epochs = [row["train/bpd_epoch"] for row in rows if "train/bpd_epoch" in row]
+    assert steps and epochs
+    assert all(math.isfinite(v) and v > 0 for v in steps + epochs)
 
 
 def test_pngs_without_wandb(tmp_path):
