@@ -31,7 +31,7 @@ def load_checkpoint_flow(path: str | Path) -> torch.nn.Module:
     :func:`build_flow` keyword arguments, ``state_dict`` keys are prefixed ``flow.``."""
     from glow_lightning.flows import build_flow
 
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
     kwargs = dict(ckpt["hyper_parameters"]["model"])
     allowed = inspect.signature(build_flow).parameters
     flow = build_flow(**{k: _plain(v) for k, v in kwargs.items() if k in allowed})
@@ -135,7 +135,8 @@ def main() -> None:
         "peer's latency over this row's.",
         common.table(["implementation", "parameters", "seconds / 64 samples",
                       "speed-up vs fastest peer", "non-finite pixels / all pixels drawn"], rows)])
-    common.report("Sampling latency", body, args)
+    title = "Sampling latency" + (", default-run checkpoint" if args.ckpt else "")
+    common.report(title, body, args)
 
 
 if __name__ == "__main__":
