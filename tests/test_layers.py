@@ -1,4 +1,5 @@
-"""Every flow layer: exact inverse, log-det against the brute-force Jacobian, gradients (float64)."""
+"""Every flow layer: exact inverse, log-det against the brute-force Jacobian, gradients (float64).
+"""
 
 import pytest
 import torch
@@ -75,11 +76,13 @@ def test_every_parameter_gets_a_gradient(layer):
 
 
 def test_actnorm_data_init_standardises_and_is_a_buffer():
-    x = torch.randn(64, 3, 4, 4, dtype=torch.float64) * torch.tensor([1.0, 2.0, 5.0]).view(1, 3, 1, 1).double() + 3
+    spread = torch.tensor([1.0, 2.0, 5.0], dtype=torch.float64).view(1, 3, 1, 1)
+    x = torch.randn(64, 3, 4, 4, dtype=torch.float64) * spread + 3
     norm = ActNorm(3).double()
     z, _ = norm(x)
     assert torch.allclose(z.mean(dim=(0, 2, 3)), torch.zeros(3, dtype=torch.float64), atol=1e-10)
-    assert torch.allclose(z.std(dim=(0, 2, 3), unbiased=False), torch.ones(3, dtype=torch.float64), atol=1e-5)
+    assert torch.allclose(z.std(dim=(0, 2, 3), unbiased=False), torch.ones(3, dtype=torch.float64),
+                          atol=1e-5)
     assert "initialized" in dict(norm.named_buffers())
     restored = ActNorm(3).double()
     restored.load_state_dict(norm.state_dict())

@@ -54,7 +54,8 @@ def test_every_parameter_receives_gradient(model):
     out = model(x, y if model.num_classes else None)
     loss = -out.log_prob.mean() + (out.logits.square().mean() if out.logits is not None else 0)
     loss.backward()
-    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    missing = [n for n, p in model.named_parameters()
+               if p.grad is None or not p.grad.abs().sum() > 0]
     assert not missing
 
 

@@ -22,7 +22,8 @@ import torch
 from torch import Tensor, nn
 
 Reduce = Callable[[Tensor], Tensor]
-_REDUCE: contextvars.ContextVar[Reduce | None] = contextvars.ContextVar("actnorm_reduce", default=None)
+_REDUCE: contextvars.ContextVar[Reduce | None] = contextvars.ContextVar("actnorm_reduce",
+                                                                       default=None)
 
 
 @contextlib.contextmanager

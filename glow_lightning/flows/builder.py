@@ -36,7 +36,8 @@ def validate(image_shape: Sequence[int], levels: int, steps: int, hidden_channel
     if len(image_shape) != 3 or any(int(s) < 1 for s in image_shape):
         raise ValueError(f"image_shape must be (C, H, W) with positive sizes, got {image_shape!r}")
     if not isinstance(num_classes, int) or num_classes < 0:
-        raise ValueError(f"num_classes must be 0 (unconditional) or a positive int, got {num_classes!r}")
+        raise ValueError("num_classes must be 0 (unconditional) or a positive int, "
+                         f"got {num_classes!r}")
     factor = 2 ** (levels if architecture == "glow" else levels - 1)
     c, h, w = image_shape
     if h % factor or w % factor:

@@ -1,4 +1,5 @@
-"""Glow (Kingma & Dhariwal 2018): L levels of squeeze → K × (ActNorm, 1×1 conv, coupling) → split."""
+"""Glow (Kingma & Dhariwal 2018): L levels of squeeze → K × (ActNorm, 1×1 conv, coupling) → split.
+"""
 
 from __future__ import annotations
 

@@ -56,7 +56,8 @@ class _InvConvBase(nn.Module):
         raise NotImplementedError
 
     def _versions(self) -> tuple[int, ...]:
-        return tuple(p._version for p in self.parameters()) + tuple(id(p) for p in self.parameters())
+        params = list(self.parameters())
+        return tuple(p._version for p in params) + tuple(id(p) for p in params)
 
     def _inverse_weight(self) -> Tensor:
         if self.training or torch.is_grad_enabled():
