@@ -31,8 +31,7 @@ def build_callbacks(cfg: CallbackConfig) -> list[Callback]:
 def manipulation(cfg: CallbackConfig) -> list[Callback]:
     """:class:`AttributeManipulation` when ``cfg.manipulation_attribute`` (a class id) is set;
     ``cfg.manipulation_source`` optionally names the class to move from."""
-    target = getattr(cfg, "manipulation_attribute", None)
-    if target is None:
+    if cfg.manipulation_attribute is None:
         return []
-    return [AttributeManipulation(int(target), getattr(cfg, "manipulation_source", None),
+    return [AttributeManipulation(cfg.manipulation_attribute, cfg.manipulation_source,
                                   every_n_epochs=cfg.every_n_epochs)]

@@ -109,6 +109,8 @@ class CallbackConfig:
     every_n_epochs: int = 1
     seed: int = 1234
     enabled: bool = True
+    manipulation_attribute: int | None = None  # a class id: log an attribute-manipulation grid
+    manipulation_source: int | None = None  # move images of this class (default: all others)
 
 
 @dataclass

@@ -112,3 +112,15 @@ def test_callback_writes_png_and_logs_to_wandb(trained):
     wandb_run = find_run_dir(run)
     entry = read_summary(wandb_run)["manipulation"]
     assert media_file(wandb_run, entry).is_file()
+
+
+def test_config_keys_turn_the_manipulation_callback_on():
+    from glow_lightning.callbacks import build_callbacks
+
+    on = [*TINY, "callbacks.enabled=true"]
+    cfg = load_config([*on, "callbacks.manipulation_attribute=3",
+                       "callbacks.manipulation_source=8"])
+    found = [c for c in build_callbacks(cfg.callbacks) if isinstance(c, AttributeManipulation)]
+    assert len(found) == 1 and (found[0].target, found[0].source) == (3, 8)
+    assert not any(isinstance(c, AttributeManipulation)
+                   for c in build_callbacks(load_config(on).callbacks))

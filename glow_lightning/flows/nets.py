@@ -24,6 +24,7 @@ class ZeroConv2d(nn.Module):
         self.conv.bias.data.zero_()
         self.logs = nn.Parameter(torch.zeros(1, out_channels, 1, 1))
         self.logscale_factor = 3.0
+
     def _conv(self, x: Tensor, deinterleave: bool) -> Tensor:
         # conv(x)·e^{3·logs} as one conv with the scale folded into weight and bias
         scale = torch.exp(self.logs * self.logscale_factor).view(-1)
