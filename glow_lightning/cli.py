@@ -46,6 +46,11 @@ def cmd_train(words: Sequence[str]) -> int:
     bpd = results.get("test/bpd")
     if rank_zero_only.rank == 0:  # once, not once per DDP process
         print(f"run directory: {results['run_dir']}")
+        if results.get("planned_steps"):
+            n = results["planned_steps"]
+            print(f"steps: {results['steps']} (planned to fit trainer.budget_minutes; a run of "
+                  f"fixed length: trainer.budget_minutes=null trainer.max_steps={n} "
+                  f"optim.decay_steps={n})")
         if bpd is not None:
             print(f"test/bpd = {bpd:.4f}")
     return 0

@@ -75,7 +75,8 @@ class OptimConfig:
 class TrainerConfig:
     max_epochs: int = 10
     max_steps: int = -1
-    max_time: str | None = None  # "DD:HH:MM:SS"
+    max_time: str | None = None  # "DD:HH:MM:SS": a hard stop
+    budget_minutes: float | None = None  # plan max_steps and the LR decay to end training in time
     accelerator: str = "auto"
     devices: Any = 1
     num_nodes: int = 1
@@ -222,6 +223,8 @@ def validate(cfg: ExperimentConfig) -> None:
     _check(cfg.optim.grad_clip >= 0, f"optim.grad_clip={cfg.optim.grad_clip} must be >= 0")
     _check(cfg.optim.max_skipped_in_row >= 1,
            f"optim.max_skipped_in_row={cfg.optim.max_skipped_in_row} must be >= 1")
+    _check(cfg.trainer.budget_minutes is None or cfg.trainer.budget_minutes > 0,
+           f"trainer.budget_minutes={cfg.trainer.budget_minutes} must be > 0 (or null: no budget)")
     _check(cfg.checkpoint.every_n_steps >= 0,
            f"checkpoint.every_n_steps={cfg.checkpoint.every_n_steps} must be >= 0 (0: every epoch)")
     _check(cfg.logger.kind in ("wandb", "csv", "tensorboard", "none"),

@@ -20,6 +20,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
 
+from glow_lightning.budget import TimeBudget
 from glow_lightning.checkpointing import (
     AtomicCheckpointIO,
     StepCheckpoint,
@@ -133,6 +134,25 @@ def checkpoint_callback(cfg: ExperimentConfig, run_dir: Path) -> StepCheckpoint:
                           cfg.checkpoint.keep_last)
 
 
+DDP_START = {"ddp": "popen", "ddp_spawn": "spawn", "ddp_fork": "fork", "ddp_notebook": "fork"}
+
+
+def build_strategy(name: str) -> Any:
+    """A ``DDPStrategy`` for the ``ddp*`` names, else the name for Lightning to resolve.
+
+    Buffers are not re-broadcast before every forward (``broadcast_buffers=False``): every
+    buffer of a flow is either fixed at construction (permutations, LU ``P`` and signs, masks) or
+    set identically on every rank (ActNorm's ``initialized``, from all-reduced statistics), so the
+    per-step broadcast only costs time. Gradients are views into DDP's buckets (no copy).
+    """
+    if name not in DDP_START:
+        return name
+    from lightning.pytorch.strategies import DDPStrategy
+
+    return DDPStrategy(start_method=DDP_START[name], broadcast_buffers=False,  # type: ignore[arg-type]
+                       gradient_as_bucket_view=True)
+
+
 def build_trainer(cfg: ExperimentConfig, run_dir: Path, callbacks: list[Callback],
                   logger: Logger | bool) -> L.Trainer:
     t = cfg.trainer
@@ -142,7 +162,8 @@ def build_trainer(cfg: ExperimentConfig, run_dir: Path, callbacks: list[Callback
             extra[key] = getattr(t, key)
     return L.Trainer(
         max_epochs=t.max_epochs, max_steps=t.max_steps, accelerator=t.accelerator,
-        devices=t.devices, num_nodes=t.num_nodes, strategy=t.strategy, precision=t.precision,
+        devices=t.devices, num_nodes=t.num_nodes, strategy=build_strategy(t.strategy),
+        precision=t.precision,
         log_every_n_steps=t.log_every_n_steps, check_val_every_n_epoch=t.check_val_every_n_epoch,
         deterministic=t.deterministic, enable_progress_bar=t.enable_progress_bar,
         gradient_clip_val=cfg.optim.grad_clip or None, default_root_dir=str(run_dir),
@@ -152,10 +173,12 @@ def build_trainer(cfg: ExperimentConfig, run_dir: Path, callbacks: list[Callback
 
 
 def experiment_callbacks(cfg: ExperimentConfig, run_dir: Path) -> list[Callback]:
-    """The checkpoint callback first, then the observing callbacks of ``cfg.callbacks``."""
+    """The checkpoint callback first, the time budget (if any), then the observing callbacks
+    of ``cfg.callbacks``."""
     from glow_lightning.callbacks import build_callbacks
 
-    return [checkpoint_callback(cfg, run_dir), *build_callbacks(cfg.callbacks)]
+    budget = [TimeBudget(cfg.trainer.budget_minutes)] if cfg.trainer.budget_minutes else []
+    return [checkpoint_callback(cfg, run_dir), *budget, *build_callbacks(cfg.callbacks)]
 
 
 def prepare_run(cfg: ExperimentConfig) -> tuple[Path, str | None]:
@@ -201,6 +224,9 @@ def train(cfg: ExperimentConfig, extra_callbacks: list[Callback] | None = None) 
     _finish_wandb(trainer)
     out: dict[str, Any] = dict(results[0]) if results else {}
     out["run_dir"] = str(run_dir)
+    out["steps"] = trainer.global_step
+    budget = [c for c in callbacks if isinstance(c, TimeBudget)]
+    out["planned_steps"] = budget[0].planned if budget else None
     return out
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
+import torch
+
 from glow_lightning.flows.glow import COUPLINGS, PERMUTATIONS, Glow
 from glow_lightning.flows.multiscale import MultiScaleFlow
 from glow_lightning.flows.realnvp import RealNVP
@@ -67,8 +69,23 @@ def build_flow(image_shape: Sequence[int], levels: int = 3, steps: int = 32,
     validate(image_shape, levels, steps, hidden_channels, coupling, permutation, architecture,
              num_classes)
     if architecture == "realnvp":
-        return RealNVP(image_shape, levels, steps, hidden_channels, learn_top=learn_top,
-                       split_prior=split_prior, num_classes=num_classes,
-                       memory_saving=memory_saving)
-    return Glow(image_shape, levels, steps, hidden_channels, coupling, permutation, learn_top,
-                split_prior, num_classes, memory_saving, seed, affine_clamp)
+        flow: MultiScaleFlow = RealNVP(image_shape, levels, steps, hidden_channels,
+                                       learn_top=learn_top, split_prior=split_prior,
+                                       num_classes=num_classes, memory_saving=memory_saving)
+    else:
+        flow = Glow(image_shape, levels, steps, hidden_channels, coupling, permutation, learn_top,
+                    split_prior, num_classes, memory_saving, seed, affine_clamp)
+    return channels_last_weights(flow)
+
+
+def channels_last_weights(flow: MultiScaleFlow) -> MultiScaleFlow:
+    """Store conv weights channels-last, the layout in which the NHWC convolutions produce their
+    weight gradients: gradients then match their parameters' strides (DDP can use them as bucket
+    views, no copy) and the optimiser walks matching memory."""
+    for module in flow.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            p = module.weight
+            o, i, h, w = p.shape  # explicit strides: for 1×1 kernels .contiguous() keeps NCHW's
+            p.data = torch.empty_strided(p.shape, (i * h * w, 1, w * i, i),
+                                         dtype=p.dtype, device=p.device).copy_(p.data)
+    return flow
