@@ -3,6 +3,8 @@
     python -m benchmarks.bench_sample                 # briefly trained models, config S
     python -m benchmarks.bench_sample --quick
     python -m benchmarks.bench_sample --ckpt run.ckpt # our trained Lightning checkpoint
+    python -m benchmarks.bench_sample --bf16          # + bfloat16 rows (ours: nets only;
+                                                      # peers: under torch.autocast)
 
 Each model is first trained for ``--train-steps`` Adam steps on the embedded MNIST digits (padded
 to 32×32, repeated over 3 channels) so that its couplings are not the identity, then every draw
@@ -102,6 +104,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=None)
     p.add_argument("--train-steps", type=int, default=None)
     p.add_argument("--ckpt", default=None, help="Lightning checkpoint of our model")
+    p.add_argument("--bf16", action="store_true", help="add bfloat16 rows (own section)")
     args = p.parse_args()
     common.set_threads(args.threads)
     load_before = common.load_average()
@@ -114,7 +117,10 @@ def main() -> None:
         shape, cfg = arch_from(flow)
         impls.append(ours(shape, **cfg, model=flow, name="glow-lightning (checkpoint)"))
     data = digits_like(shape, 16 * max(steps, 1), args.seed)
-    for name in ([] if args.ckpt else ["ours"]) + list(PEERS):
+    names = ([] if args.ckpt else ["ours"]) + list(PEERS)
+    if args.bf16:
+        names += ([] if args.ckpt else ["ours-bf16"]) + [f"{p}-bf16" for p in PEERS]
+    for name in names:
         torch.manual_seed(args.seed)
         impl = build(name, shape, **cfg)
         warm_up(impl, data, steps)
@@ -123,7 +129,8 @@ def main() -> None:
     times = common.interleaved({i.name: draw(i, bad) for i in impls}, rounds, warmup=2)
     drawn = (rounds + 2) * N_SAMPLES * shape[0] * shape[1] * shape[2]
     lat = {name: common.median(ts) for name, ts in times.items()}
-    best_peer = min((i.name for i in impls if i.name in ("normflows", "FrEIA")), key=lat.get)
+    best_peer = min((i.name for i in impls if i.name.startswith(("normflows", "FrEIA"))),
+                    key=lat.get)
     rows = [[i.name, f"{i.params:,}", f"{lat[i.name]:.3f}", f"{lat[best_peer] / lat[i.name]:.2f}×",
              f"{bad[i.name]} / {drawn:,}"] for i in impls]
     body = "\n\n".join([
@@ -135,7 +142,8 @@ def main() -> None:
         "peer's latency over this row's.",
         common.table(["implementation", "parameters", "seconds / 64 samples",
                       "speed-up vs fastest peer", "non-finite pixels / all pixels drawn"], rows)])
-    title = "Sampling latency" + (", default-run checkpoint" if args.ckpt else "")
+    title = ("Sampling latency" + (", default-run checkpoint" if args.ckpt else "")
+             + (", bfloat16" if args.bf16 else ""))
     common.report(title, body, args)
 
 

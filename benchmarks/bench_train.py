@@ -3,6 +3,8 @@
     python -m benchmarks.bench_train            # config S (batch 16), config P (batch 4, 16)
     python -m benchmarks.bench_train --quick    # config S only, few rounds
     python -m benchmarks.bench_train --compile  # config S only, + glow-lightning with compile_flow
+    python -m benchmarks.bench_train --bf16     # config S only, + bfloat16 rows (ours: nets only;
+                                                # peers: under torch.autocast)
 
 Every implementation runs the same step: ``loss = mean NLL; zero_grad; backward; Adam.step``
 (``torch.optim.Adam(fused=True)``, lr 1e-4, the same for all) on the same dequantised batches.
@@ -50,13 +52,16 @@ def build_all(names: list[str], cfg: dict, seed: int, compile_ours: bool) -> lis
 
 
 def run_config(label: str, cfg: dict, batch: int, rounds: int, args, compile_ours: bool) -> list:
-    impls = build_all(["ours", *PEERS], cfg, args.seed, compile_ours)
+    names = ["ours", *PEERS]
+    if args.bf16:
+        names += ["ours-bf16", *(f"{p}-bf16" for p in PEERS)]
+    impls = build_all(names, cfg, args.seed, compile_ours)
     batches = common.synthetic_batches(common.SHAPE_S, batch, 4, args.seed)
     steps = {impl.name: train_step(impl, common.adam(impl.model.parameters()),
                                    batches) for impl in impls}
     times = common.interleaved(steps, rounds, warmup=2 if label == "S" else 1)
     rate = {name: batch / common.median(ts) for name, ts in times.items()}
-    peers = [i.name for i in impls if i.name in ("normflows", "FrEIA")]
+    peers = [i.name for i in impls if i.name.startswith(("normflows", "FrEIA"))]
     best_peer = max(peers, key=rate.__getitem__)
     rows = []
     for impl in impls:
@@ -71,11 +76,13 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=None, help="interleaved rounds per config")
     p.add_argument("--compile", action="store_true",
                    help="config S only, with glow-lightning + compile_flow added (own section)")
+    p.add_argument("--bf16", action="store_true",
+                   help="config S only, with bfloat16 rows added (own section)")
     args = p.parse_args()
     common.set_threads(args.threads)
     load_before = common.load_average()
     runs = [("S", common.CONFIG_S, 16, args.rounds or (4 if args.quick else 12))]
-    if not (args.quick or args.compile):
+    if not (args.quick or args.compile or args.bf16):
         runs += [("P", common.CONFIG_P, 4, args.rounds or 4),
                  ("P", common.CONFIG_P, 16, args.rounds or 3)]
     rows = []
@@ -88,9 +95,11 @@ def main() -> None:
         common.header(args.threads, load_before),
         "Config S: 3×32×32, L=3, K=8, width 128, affine coupling, LU 1×1 conv. Config P (paper "
         "CIFAR-10): L=3, K=32, width 512. Images/s = batch / median step time; ratio is against "
-        "the fastest peer in the same run. Optimiser: torch.optim.Adam(fused=True) for all.",
+        "the fastest peer row in the same run (bf16 autocast rows included when present). "
+        "Optimiser: torch.optim.Adam(fused=True) for all.",
         common.table(HEADERS, rows)])
-    title = "Training throughput with compile_flow" if args.compile else "Training throughput"
+    title = ("Training throughput with compile_flow" if args.compile else
+             "Training throughput, bfloat16" if args.bf16 else "Training throughput")
     common.report(title, body, args)
 
 

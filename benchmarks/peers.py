@@ -122,11 +122,34 @@ def freia(shape: tuple[int, int, int], levels: int, steps: int, hidden: int) -> 
     return Impl("FrEIA", inn, nll, sample)
 
 
+def autocast_bf16(impl: Impl) -> Impl:
+    """``impl`` with its NLL and sampler run under ``torch.autocast(bfloat16)``: the one-line
+    mixed precision a user of a peer library would reach for (it also puts the peer's 1×1 convs
+    and transforms in bfloat16, which ours keeps in float32)."""
+    device = next(impl.model.parameters()).device.type
+
+    def nll(x: Tensor) -> Tensor:
+        with torch.autocast(device, dtype=torch.bfloat16):
+            return impl.nll(x).float()
+
+    def sample(n: int, temperature: float) -> Tensor:
+        with torch.autocast(device, dtype=torch.bfloat16):
+            return impl.sample(n, temperature).float()
+
+    return Impl(f"{impl.name} (bf16 autocast)", impl.model, nll, sample)
+
+
 def build(name: str, shape: tuple[int, int, int], levels: int, steps: int, hidden: int,
           **kwargs) -> Impl:
-    """Build ``name`` ∈ {ours, ours-ms (memory saving), normflows, freia}."""
+    """Build ``name`` ∈ {ours, ours-bf16 (bfloat16 coupling nets), ours-ms (memory saving),
+    normflows, freia, normflows-bf16, freia-bf16 (under bfloat16 autocast)}."""
     if name == "ours":
         return ours(shape, levels, steps, hidden, **kwargs)
+    if name == "ours-bf16":
+        return ours(shape, levels, steps, hidden, net_dtype="bfloat16",
+                    name="glow-lightning (bf16 nets)", **kwargs)
+    if name.endswith("-bf16"):
+        return autocast_bf16(build(name.removesuffix("-bf16"), shape, levels, steps, hidden))
     if name == "ours-ms":
         return ours(shape, levels, steps, hidden, memory_saving=True,
                     name="glow-lightning (memory saving)", **kwargs)

@@ -55,6 +55,7 @@ class ModelConfig:
     conditional: bool = False  # class-conditional prior + auxiliary classifier (needs labels)
     memory_saving: bool = False
     compile: bool = False
+    net_dtype: str = "float32"  # float32 | bfloat16: coupling networks only (flow stays exact)
 
 
 @dataclass
@@ -65,6 +66,7 @@ class OptimConfig:
     weight_decay: float = 0.0
     warmup_steps: int = 200
     decay_steps: int = 0  # > 0: cosine decay of the learning rate to 0 at this step
+    decay_fraction: float = 1.0  # the decay spans this last fraction of the steps after warmup
     grad_clip: float = 0.0  # max gradient norm; 0 disables
     ema_decay: float = 0.0  # Polyak averaging of the weights for eval and sampling; 0 disables
     class_loss_weight: float = 0.01
@@ -220,6 +222,8 @@ def validate(cfg: ExperimentConfig) -> None:
     _check(cfg.optim.lr > 0, f"optim.lr={cfg.optim.lr} must be > 0")
     _check(0.0 <= cfg.optim.ema_decay < 1.0,
            f"optim.ema_decay={cfg.optim.ema_decay} must be in [0, 1)")
+    _check(0.0 < cfg.optim.decay_fraction <= 1.0,
+           f"optim.decay_fraction={cfg.optim.decay_fraction} must be in (0, 1]")
     _check(cfg.optim.grad_clip >= 0, f"optim.grad_clip={cfg.optim.grad_clip} must be >= 0")
     _check(cfg.optim.max_skipped_in_row >= 1,
            f"optim.max_skipped_in_row={cfg.optim.max_skipped_in_row} must be >= 1")

@@ -32,7 +32,7 @@ from glow_lightning.ops import bins_to_float, bits_per_dim, dequantize
 from glow_lightning.rng import gather_rng_states, set_local_rng_state, step_noise
 
 DEFAULT_OPTIM: dict[str, Any] = dict(optimizer="adamax", lr=1e-3, betas=(0.9, 0.999), decay_steps=0,
-                                     weight_decay=0.0, warmup_steps=200, ema_decay=0.0,
+                                     decay_fraction=1.0, weight_decay=0.0, warmup_steps=200, ema_decay=0.0,
                                      class_loss_weight=0.01, eval_noise_seed=0,
                                      max_skipped_in_row=20)
 STAGES = ("train", "val", "test")
@@ -236,7 +236,8 @@ class GlowModule(L.LightningModule):
     def configure_optimizers(self) -> Any:
         cfg = self.optim_cfg
         opt = make_optimizer(cfg, list(self.flow.parameters()))
-        schedule = Schedule(int(cfg["warmup_steps"]), int(cfg.get("decay_steps", 0)))
+        schedule = Schedule(int(cfg["warmup_steps"]), int(cfg.get("decay_steps", 0)),
+                            float(cfg.get("decay_fraction", 1.0)))
         sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
@@ -256,24 +257,30 @@ class Schedule:
     """:func:`lr_factor` as an object, so the scheduler's state dict stores ``decay_steps`` (a
     plan made by :class:`~glow_lightning.budget.TimeBudget` survives a resume)."""
 
-    def __init__(self, warmup: int, decay_steps: int = 0) -> None:
+    def __init__(self, warmup: int, decay_steps: int = 0, decay_fraction: float = 1.0) -> None:
         self.warmup = warmup
         self.decay_steps = decay_steps
+        self.decay_fraction = decay_fraction
 
     def __call__(self, step: int) -> float:
-        return lr_factor(step, self.warmup, self.decay_steps)
+        return lr_factor(step, self.warmup, self.decay_steps, fraction=self.decay_fraction)
 
 
-def lr_factor(step: int, warmup: int, decay_steps: int = 0, floor: float = 0.0) -> float:
+def lr_factor(step: int, warmup: int, decay_steps: int = 0, floor: float = 0.0,
+              fraction: float = 1.0) -> float:
     """Linear warmup over ``warmup`` steps, then constant, or (``decay_steps > 0``) a cosine decay
-    reaching ``floor`` at step ``decay_steps``.
+    reaching ``floor`` at step ``decay_steps``. The decay spans the last ``fraction`` of the
+    steps after warmup (1: all of them; 0.3: constant, then a cosine over the last 30%).
 
     >>> [round(lr_factor(s, warmup=2, decay_steps=6), 3) for s in (0, 1, 2, 4, 6, 9)]
     [0.5, 1.0, 1.0, 0.5, 0.0, 0.0]
+    >>> [round(lr_factor(s, warmup=2, decay_steps=10, fraction=0.5), 3) for s in (5, 6, 8, 10)]
+    [1.0, 1.0, 0.5, 0.0]
     """
     if step < warmup:
         return (step + 1) / warmup
     if decay_steps <= warmup:
         return 1.0
-    progress = min(1.0, (step - warmup) / (decay_steps - warmup))
+    start = decay_steps - fraction * (decay_steps - warmup)
+    progress = min(1.0, max(0.0, step - start) / (decay_steps - start))
     return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))

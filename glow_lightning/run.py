@@ -84,7 +84,8 @@ def model_kwargs(cfg: ExperimentConfig, image_shape: tuple[int, ...], num_classe
                 hidden_channels=m.hidden_channels, coupling=m.coupling,
                 permutation=m.permutation, learn_top=m.learn_top, split_prior=m.split_prior,
                 num_classes=num_classes if m.conditional else 0, architecture=m.architecture,
-                memory_saving=m.memory_saving, affine_clamp=m.affine_clamp, seed=cfg.seed)
+                memory_saving=m.memory_saving, affine_clamp=m.affine_clamp, seed=cfg.seed,
+                net_dtype=m.net_dtype)
 
 
 def build_module(cfg: ExperimentConfig, image_shape: tuple[int, ...], num_classes: int

@@ -9,6 +9,7 @@ import torch
 
 from glow_lightning.flows.glow import COUPLINGS, PERMUTATIONS, Glow
 from glow_lightning.flows.multiscale import MultiScaleFlow
+from glow_lightning.flows.nets import NET_DTYPES, NetDType, set_net_dtype
 from glow_lightning.flows.realnvp import RealNVP
 
 Architecture = Literal["glow", "realnvp"]
@@ -55,19 +56,23 @@ def build_flow(image_shape: Sequence[int], levels: int = 3, steps: int = 32,
                permutation: Permutation = "invconv_lu", learn_top: bool = True,
                split_prior: bool = True, num_classes: int = 0,
                architecture: Architecture = "glow", memory_saving: bool = False,
-               affine_clamp: float = 0.0, seed: int = 0) -> MultiScaleFlow:
+               affine_clamp: float = 0.0, seed: int = 0,
+               net_dtype: NetDType = "float32") -> MultiScaleFlow:
     """Build a flow. Defaults are the paper's CIFAR-10 Glow (L=3, K=32, width 512, affine, LU).
 
     For ``architecture="realnvp"`` ``coupling`` and ``permutation`` are fixed by the architecture
     (masked affine couplings) and ``steps`` counts couplings per mask type per scale.
     ``affine_clamp > 0`` softly bounds each affine coupling's log-scale to ``(-affine_clamp, 0)``
     (see :class:`~glow_lightning.flows.coupling.AffineCoupling`); 0 is the reference layer.
+    ``net_dtype="bfloat16"`` runs the coupling networks (only) in bfloat16: faster where the
+    hardware has bfloat16 units, still exactly invertible (see :mod:`glow_lightning.flows.nets`).
     """
     image_shape = tuple(int(s) for s in image_shape)
     if not isinstance(affine_clamp, (int, float)) or affine_clamp < 0:
         raise ValueError(f"affine_clamp must be a number >= 0 (0 disables), got {affine_clamp!r}")
     validate(image_shape, levels, steps, hidden_channels, coupling, permutation, architecture,
              num_classes)
+    _choice("net_dtype", net_dtype, NET_DTYPES)
     if architecture == "realnvp":
         flow: MultiScaleFlow = RealNVP(image_shape, levels, steps, hidden_channels,
                                        learn_top=learn_top, split_prior=split_prior,
@@ -75,6 +80,7 @@ def build_flow(image_shape: Sequence[int], levels: int = 3, steps: int = 32,
     else:
         flow = Glow(image_shape, levels, steps, hidden_channels, coupling, permutation, learn_top,
                     split_prior, num_classes, memory_saving, seed, affine_clamp)
+    set_net_dtype(flow, net_dtype)
     return channels_last_weights(flow)
 
 
