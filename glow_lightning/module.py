@@ -32,8 +32,8 @@ from glow_lightning.ops import bins_to_float, bits_per_dim, dequantize
 from glow_lightning.rng import gather_rng_states, set_local_rng_state, step_noise
 
 DEFAULT_OPTIM: dict[str, Any] = dict(optimizer="adamax", lr=1e-3, betas=(0.9, 0.999), decay_steps=0,
-                                     decay_fraction=1.0, weight_decay=0.0, warmup_steps=200, ema_decay=0.0,
-                                     class_loss_weight=0.01, eval_noise_seed=0,
+                                     decay_fraction=1.0, weight_decay=0.0, warmup_steps=200,
+                                     ema_decay=0.0, class_loss_weight=0.01, eval_noise_seed=0,
                                      max_skipped_in_row=20)
 STAGES = ("train", "val", "test")
 STATE_KEY = "glow_lightning"  # checkpoint entry: batch counter, guard counts, per-rank RNG

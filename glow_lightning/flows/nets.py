@@ -25,7 +25,8 @@ NET_DTYPES = ("float32", "bfloat16")
 
 
 class _Precision(nn.Module):
-    """Mixin: run ``_compute`` in ``net_dtype`` (autocast), hand float32 (the input's dtype) back."""
+    """Base of the coupling networks: their body runs under :meth:`_autocast` (``net_dtype``);
+    they hand back the input's dtype."""
 
     net_dtype: NetDType = "float32"
 
