@@ -34,28 +34,35 @@ def train_step(impl: Impl, opt: torch.optim.Optimizer, batches: list[torch.Tenso
     return step
 
 
-def build_all(names: list[str], cfg: dict, seed: int, compile_ours: bool) -> list[Impl]:
+def build_all(names: list[str], cfg: dict, seed: int, compile_ours: bool,
+              bf16: bool = False) -> list[Impl]:
     impls = []
     for name in names:
         torch.manual_seed(seed)
         impls.append(build(name, common.SHAPE_S, **cfg))
     if compile_ours:
-        from benchmarks.peers import ours
-        from glow_lightning.flows import build_flow, compile_flow
-
-        torch.manual_seed(seed)
-        flow = build_flow(common.SHAPE_S, levels=cfg["levels"], steps=cfg["steps"],
-                          hidden_channels=cfg["hidden"])
-        impls.append(ours(common.SHAPE_S, **cfg, model=compile_flow(flow),
-                          name="glow-lightning + compile_flow"))
+        for net_dtype in ("float32", "bfloat16") if bf16 else ("float32",):
+            impls.append(compiled_ours(cfg, seed, net_dtype))
     return impls
+
+
+def compiled_ours(cfg: dict, seed: int, net_dtype: str) -> Impl:
+    from benchmarks.peers import ours
+    from glow_lightning.flows import build_flow, compile_flow
+
+    torch.manual_seed(seed)
+    flow = build_flow(common.SHAPE_S, levels=cfg["levels"], steps=cfg["steps"],
+                      hidden_channels=cfg["hidden"], net_dtype=net_dtype)
+    label = " (bf16 nets)" if net_dtype == "bfloat16" else ""
+    return ours(common.SHAPE_S, **cfg, model=compile_flow(flow),
+                name=f"glow-lightning{label} + compile_flow")
 
 
 def run_config(label: str, cfg: dict, batch: int, rounds: int, args, compile_ours: bool) -> list:
     names = ["ours", *PEERS]
     if args.bf16:
         names += ["ours-bf16", *(f"{p}-bf16" for p in PEERS)]
-    impls = build_all(names, cfg, args.seed, compile_ours)
+    impls = build_all(names, cfg, args.seed, compile_ours, args.bf16)
     batches = common.synthetic_batches(common.SHAPE_S, batch, 4, args.seed)
     steps = {impl.name: train_step(impl, common.adam(impl.model.parameters()),
                                    batches) for impl in impls}
@@ -98,8 +105,8 @@ def main() -> None:
         "the fastest peer row in the same run (bf16 autocast rows included when present). "
         "Optimiser: torch.optim.Adam(fused=True) for all.",
         common.table(HEADERS, rows)])
-    title = ("Training throughput with compile_flow" if args.compile else
-             "Training throughput, bfloat16" if args.bf16 else "Training throughput")
+    title = "Training throughput" + (" with compile_flow" if args.compile else "") + (
+        ", bfloat16" if args.bf16 else "")
     common.report(title, body, args)
 
 

@@ -46,26 +46,29 @@ class Shuffle(_FixedPermutation):
 
 
 class _InvConvBase(nn.Module):
-    """Shared 1×1-conv plumbing; the inverse weight is cached outside training."""
+    """Shared 1×1-conv plumbing; the inverse weight is cached outside training.
+
+    The cache is keyed by the weight itself (a (C, C) comparison, far cheaper than the inverse),
+    not by parameter version counters: fused optimisers (``Adam(fused=True)``) update parameters
+    in place without bumping ``_version``, and a version-keyed cache would then hand out the
+    inverse of an old weight.
+    """
 
     def __init__(self) -> None:
         super().__init__()
-        self._cache: tuple[tuple[int, ...], Tensor] | None = None
+        self._cache: tuple[Tensor, Tensor] | None = None  # (weight, its inverse)
 
     def weight_and_logdet(self) -> tuple[Tensor, Tensor]:  # (C, C), scalar
         raise NotImplementedError
 
-    def _versions(self) -> tuple[int, ...]:
-        params = list(self.parameters())
-        return tuple(p._version for p in params) + tuple(id(p) for p in params)
-
     def _inverse_weight(self) -> Tensor:
+        weight = self.weight_and_logdet()[0]
         if self.training or torch.is_grad_enabled():
-            return torch.linalg.inv(self.weight_and_logdet()[0])
-        key = self._versions()
-        if self._cache is None or self._cache[0] != key:
-            self._cache = (key, torch.linalg.inv(self.weight_and_logdet()[0]))
-        return self._cache[1]
+            return torch.linalg.inv(weight)
+        cached = self._cache
+        if cached is None or cached[0].shape != weight.shape or not torch.equal(cached[0], weight):
+            cached = self._cache = (weight.clone(), torch.linalg.inv(weight))
+        return cached[1]
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         weight, logdet = self.weight_and_logdet()  # computed once per call
