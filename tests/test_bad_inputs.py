@@ -38,6 +38,10 @@ def _train_fails(capsys, *words: str) -> str:
     (["model.coupling=affin"], "coupling='affin' is not supported; allowed values: additive"),
     (["resume=auto"], "resume=auto needs a fixed run_name"),
     (["resume=/no/such.ckpt"], "resume='/no/such.ckpt' does not exist"),
+    (["trainer.budget_minutes=-1"], "trainer.budget_minutes=-1.0 must be > 0"),
+    (["trainer.budget_minutes=soon"], "could not be converted to Float"),
+    (["optim.decay_fraction=0"], "optim.decay_fraction=0.0 must be in (0, 1]"),
+    (["model.net_dtype=float16"], "net_dtype='float16' is not supported; allowed values: float32"),
 ])
 def test_bad_configs(words, needle, tmp_path, capsys):
     err = _train_fails(capsys, *words, f"out_dir={tmp_path}")
