@@ -39,14 +39,12 @@ class _Precision(nn.Module):
             yield
 
 
-def set_net_dtype(model: nn.Module, net_dtype: str) -> None:
-    """Set the compute precision of every coupling network inside ``model``."""
-    if net_dtype not in NET_DTYPES:
-        raise ValueError(f"net_dtype={net_dtype!r} is not supported; allowed values: "
-                         f"{', '.join(NET_DTYPES)}")
+def set_net_dtype(model: nn.Module, net_dtype: NetDType) -> None:
+    """Set the compute precision (one of ``NET_DTYPES``, checked by the builder) of every
+    coupling network inside ``model``."""
     for module in model.modules():
         if isinstance(module, _Precision):
-            module.net_dtype = net_dtype  # type: ignore[assignment]
+            module.net_dtype = net_dtype
 
 
 class ZeroConv2d(nn.Module):

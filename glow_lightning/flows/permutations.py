@@ -66,7 +66,7 @@ class _InvConvBase(nn.Module):
         if self.training or torch.is_grad_enabled():
             return torch.linalg.inv(weight)
         cached = self._cache
-        if cached is None or cached[0].shape != weight.shape or not torch.equal(cached[0], weight):
+        if cached is None or not torch.equal(cached[0], weight):
             cached = self._cache = (weight.clone(), torch.linalg.inv(weight))
         return cached[1]
 
