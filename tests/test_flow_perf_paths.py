@@ -1,12 +1,21 @@
 """The fast paths compute the same maths as the plain formulas (float64, small shapes)."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 
-from glow_lightning.flows import ActNorm, AdditiveCoupling, AffineCoupling, build_flow, compile_flow
+from glow_lightning.flows import (
+    ActNorm,
+    AdditiveCoupling,
+    AffineCoupling,
+    build_flow,
+    compile_flow,
+    fused,
+)
+from glow_lightning.flows.compile import is_compiled
 from glow_lightning.flows.nets import ConvActNorm, ZeroConv2d
-from glow_lightning.flows.permutations import InvConv1x1LU
-from glow_lightning.flows.squeeze import squeeze, unsqueeze
+from glow_lightning.flows.permutations import InvConv1x1, InvConv1x1LU
+from glow_lightning.flows.squeeze import is_channels_last, squeeze, unsqueeze
 from tests.flow_utils import randomize
 
 SMALL = dict(image_shape=(4, 8, 8), levels=2, steps=2, hidden_channels=8)
@@ -126,6 +135,23 @@ def test_compile_flow_keeps_module_state_and_values():
     assert all(p.grad is not None for p in m.parameters())
 
 
+def test_compile_flow_waits_for_the_actnorm_data_init():
+    # compiled before its first batch, the flow runs that batch eagerly (the data-dependent
+    # init) and compiles right after it, so the compiled graph never traces the init
+    torch.manual_seed(0)
+    x = torch.rand(2, 4, 8, 8, dtype=torch.float64) - 0.5
+    ref = build_flow(**SMALL).double()
+    m = build_flow(**SMALL).double()
+    m.load_state_dict(ref.state_dict())
+    assert compile_flow(m, backend="eager") is m and not is_compiled(m)
+    assert torch.allclose(m.log_prob(x), ref.log_prob(x), atol=1e-10)  # both initialise here
+    assert is_compiled(m) and not m._forward_hooks
+    out = m.log_prob(x)
+    out.sum().backward()
+    assert torch.allclose(out, ref.log_prob(x), atol=1e-10)
+    assert all(p.grad is not None for p in m.parameters())
+
+
 def test_in_place_relu_leaves_gradients_equal_to_out_of_place():
     layer = randomize(AffineCoupling(4, 8).double(), 0.1)
     x = torch.randn(2, 4, 4, 4, dtype=torch.float64, requires_grad=True)
@@ -134,3 +160,28 @@ def test_in_place_relu_leaves_gradients_equal_to_out_of_place():
     (g_ref,) = torch.autograd.grad(h.square().sum(), x)
     (g,) = torch.autograd.grad(net(x[:, :2]).square().sum(), x)
     assert torch.allclose(g, g_ref, atol=1e-12)
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+@pytest.mark.parametrize("perm", [InvConv1x1, InvConv1x1LU])
+def test_fused_actnorm_invconv_equals_the_two_layers(perm, channels_last):
+    torch.manual_seed(0)
+    norm, conv = ActNorm(6).double(), randomize(perm(6).double(), 0.1)
+    x = torch.randn(3, 6, 4, 5, dtype=torch.float64)
+    norm.init_from(x)
+    randomize(norm, 0.2)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_(True)
+    y, ld_norm = norm(x)
+    ref, ld_conv = conv(y)
+    ref_ld = ld_norm + ld_conv
+    z, ld = fused.forward(norm, conv, x)
+    assert torch.allclose(z, ref, atol=1e-12) and torch.allclose(ld, ref_ld, atol=1e-10)
+    assert is_channels_last(z) == channels_last
+    params = [x, *norm.parameters(), *conv.parameters()]
+    g_ref = torch.autograd.grad((ref * ref.detach().sin()).sum() + ref_ld.sum(), params)
+    g = torch.autograd.grad((z * z.detach().sin()).sum() + ld.sum(), params)
+    assert all(torch.allclose(a, b, atol=1e-10) for a, b in zip(g, g_ref, strict=True))
+    with torch.no_grad():
+        assert torch.allclose(fused.inverse(norm, conv, z), x, atol=1e-10)

@@ -15,19 +15,39 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from glow_lightning.flows import fused
+
 
 class FlowSequence(nn.Module):
-    """Layers applied in order: ``forward`` sums log-dets, ``inverse`` runs them backwards."""
+    """Layers applied in order: ``forward`` sums log-dets, ``inverse`` runs them backwards.
+
+    An initialised ActNorm directly followed by a 1×1 convolution runs as one folded affine map
+    (:mod:`glow_lightning.flows.fused`): the same function and log-det with fewer passes over the
+    activations. The layers and their parameters stay as they are.
+    """
 
     def __init__(self, layers: Sequence[nn.Module], memory_saving: bool = False) -> None:
         super().__init__()
         self.layers = nn.ModuleList(layers)
         self.memory_saving = memory_saving
 
+    def _groups(self, reverse: bool = False) -> list[tuple[nn.Module, ...]]:
+        """The layers in order, with each fusable (ActNorm, 1×1 conv) pair as one group."""
+        layers, groups, i = list(self.layers), [], 0
+        while i < len(layers):
+            pair = layers[i:i + 2]
+            if len(pair) == 2 and fused.fusable(*pair) and pair[0].is_initialized:
+                groups.append(tuple(pair))
+                i += 2
+            else:
+                groups.append((layers[i],))
+                i += 1
+        return groups[::-1] if reverse else groups
+
     def forward_plain(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         logdets = []
-        for layer in self.layers:
-            x, ld = layer(x, cond)
+        for group in self._groups():
+            x, ld = fused.forward(*group, x) if len(group) == 2 else group[0](x, cond)
             logdets.append(ld)
         return x, torch.stack(logdets).sum(0)  # one sum, not one add per layer (both passes)
 
@@ -39,8 +59,8 @@ class FlowSequence(nn.Module):
         return self.forward_plain(x, cond)
 
     def inverse(self, z: Tensor, cond: Tensor | None = None) -> Tensor:
-        for layer in reversed(self.layers):
-            z = layer.inverse(z, cond)
+        for group in self._groups(reverse=True):
+            z = fused.inverse(*group, z) if len(group) == 2 else group[0].inverse(z, cond)
         return z
 
 
