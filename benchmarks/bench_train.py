@@ -5,6 +5,9 @@
     python -m benchmarks.bench_train --compile  # config S only, + glow-lightning with compile_flow
     python -m benchmarks.bench_train --bf16     # config S only, + bfloat16 rows (ours: nets only;
                                                 # peers: under torch.autocast)
+    python -m benchmarks.bench_train --compile --cpp-wrapper  # compiled with inductor's C++
+                                                # wrapper (no Python between kernels; slower
+                                                # first compile)
 
 Every implementation runs the same step: ``loss = mean NLL; zero_grad; backward; Adam.step``
 (``torch.optim.Adam(fused=True)``, lr 1e-4, the same for all) on the same dequantised batches.
@@ -35,18 +38,18 @@ def train_step(impl: Impl, opt: torch.optim.Optimizer, batches: list[torch.Tenso
 
 
 def build_all(names: list[str], cfg: dict, seed: int, compile_ours: bool,
-              bf16: bool = False) -> list[Impl]:
+              bf16: bool = False, cpp_wrapper: bool = False) -> list[Impl]:
     impls = []
     for name in names:
         torch.manual_seed(seed)
         impls.append(build(name, common.SHAPE_S, **cfg))
     if compile_ours:
         for net_dtype in ("float32", "bfloat16") if bf16 else ("float32",):
-            impls.append(compiled_ours(cfg, seed, net_dtype))
+            impls.append(compiled_ours(cfg, seed, net_dtype, cpp_wrapper))
     return impls
 
 
-def compiled_ours(cfg: dict, seed: int, net_dtype: str) -> Impl:
+def compiled_ours(cfg: dict, seed: int, net_dtype: str, cpp_wrapper: bool = False) -> Impl:
     from benchmarks.peers import ours
     from glow_lightning.flows import build_flow, compile_flow
 
@@ -54,15 +57,17 @@ def compiled_ours(cfg: dict, seed: int, net_dtype: str) -> Impl:
     flow = build_flow(common.SHAPE_S, levels=cfg["levels"], steps=cfg["steps"],
                       hidden_channels=cfg["hidden"], net_dtype=net_dtype)
     label = " (bf16 nets)" if net_dtype == "bfloat16" else ""
-    return ours(common.SHAPE_S, **cfg, model=compile_flow(flow),
-                name=f"glow-lightning{label} + compile_flow")
+    options = {"options": {"cpp_wrapper": True}} if cpp_wrapper else {}
+    suffix = " (C++ wrapper)" if cpp_wrapper else ""
+    return ours(common.SHAPE_S, **cfg, model=compile_flow(flow, **options),
+                name=f"glow-lightning{label} + compile_flow{suffix}")
 
 
 def run_config(label: str, cfg: dict, batch: int, rounds: int, args, compile_ours: bool) -> list:
     names = ["ours", *PEERS]
     if args.bf16:
         names += ["ours-bf16", *(f"{p}-bf16" for p in PEERS)]
-    impls = build_all(names, cfg, args.seed, compile_ours, args.bf16)
+    impls = build_all(names, cfg, args.seed, compile_ours, args.bf16, args.cpp_wrapper)
     batches = common.synthetic_batches(common.SHAPE_S, batch, 4, args.seed)
     steps = {impl.name: train_step(impl, common.adam(impl.model.parameters()),
                                    batches) for impl in impls}
@@ -85,6 +90,8 @@ def main() -> None:
                    help="config S only, with glow-lightning + compile_flow added (own section)")
     p.add_argument("--bf16", action="store_true",
                    help="config S only, with bfloat16 rows added (own section)")
+    p.add_argument("--cpp-wrapper", action="store_true",
+                   help="with --compile: compile with inductor's C++ wrapper (own section)")
     args = p.parse_args()
     common.set_threads(args.threads)
     load_before = common.load_average()
@@ -106,6 +113,7 @@ def main() -> None:
         "Optimiser: torch.optim.Adam(fused=True) for all.",
         common.table(HEADERS, rows)])
     title = "Training throughput" + (" with compile_flow" if args.compile else "") + (
+        " (C++ wrapper)" if args.compile and args.cpp_wrapper else "") + (
         ", bfloat16" if args.bf16 else "")
     common.report(title, body, args)
 
