@@ -10,10 +10,12 @@ data-dependent init reads tensors into Python (a graph break), and a graph trace
 stays split into dozens of pieces after the init is done (measured: 0.3× the speed of one
 whole-model graph). Until then the forward runs eagerly.
 
-Costs to know: the first compiled call compiles (tens of seconds on a small CPU), a new batch
-size or grad mode recompiles (train with ``drop_last=True``), and with ``dynamic=False`` (the
-default here) more than ``torch._dynamo.config.cache_size_limit`` distinct shapes fall back to
-eager.
+Costs to know: the first compiled call compiles (1.5–2 minutes for a config S Glow on 2 CPU
+cores; seconds when inductor's on-disk cache already holds the graph), a new batch size or grad
+mode recompiles (train with ``drop_last=True``), and with ``dynamic=False`` (the default here)
+more than ``torch._dynamo.config.cache_size_limit`` distinct shapes fall back to eager. On that
+CPU a compiled config S training step ran 1.3× the eager one (benchmarks/RESULTS.md); inductor's
+C++ wrapper (``options={"cpp_wrapper": True}``) compiled for ~6 minutes and was not faster.
 """
 
 from __future__ import annotations
