@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -114,7 +115,10 @@ def wandb_mode(cfg: ExperimentConfig) -> str:
     return os.environ.get("WANDB_MODE") or ("online" if _wandb_online_possible() else "offline")
 
 
-def build_logger(cfg: ExperimentConfig, run_dir: Path) -> Logger | bool:
+def build_logger(cfg: ExperimentConfig, run_dir: Path, resume: str | None = None) -> Logger | bool:
+    """The configured logger. A W&B logger resuming from ``resume`` continues the W&B run that
+    wrote that checkpoint (same run id, ``resume="allow"``), so a resumed training shows as one
+    run on the dashboard, as W&B's resume convention has it."""
     kind = cfg.logger.kind
     if kind == "none":
         return False
@@ -125,9 +129,25 @@ def build_logger(cfg: ExperimentConfig, run_dir: Path) -> Logger | bool:
     mode = wandb_mode(cfg)
     os.environ["WANDB_MODE"] = mode
     upload = mode == "online" and cfg.logger.log_checkpoints
+    run_id = wandb_run_id(resume)
+    resumed: dict[str, Any] = {"id": run_id, "resume": "allow"} if run_id else {}
     return WandbLogger(project=cfg.logger.project, group=cfg.logger.group, tags=cfg.logger.tags,
                        name=run_dir.name, save_dir=str(run_dir), offline=mode != "online",
-                       log_model="all" if upload else False, config=to_dict(cfg))
+                       log_model="all" if upload else False, config=to_dict(cfg), **resumed)
+
+
+WANDB_RUN_DIR = re.compile(r"^(?:offline-)?run-(\d{8}_\d{6})-([a-z0-9]+)$")
+
+
+def wandb_run_id(checkpoint: str | None) -> str | None:
+    """The id of the W&B run that wrote ``checkpoint`` (``<run_dir>/checkpoints/*.ckpt``): the
+    newest run folder W&B left in ``<run_dir>/wandb``. None for a fresh start or a run that
+    logged elsewhere."""
+    if not checkpoint:
+        return None
+    folder = Path(checkpoint).resolve().parent.parent / "wandb"
+    found = [m for p in folder.glob("*run-*") if (m := WANDB_RUN_DIR.match(p.name))]
+    return max(found, key=lambda m: m.group(1)).group(2) if found else None
 
 
 def checkpoint_callback(cfg: ExperimentConfig, run_dir: Path) -> StepCheckpoint:
@@ -216,7 +236,7 @@ def train(cfg: ExperimentConfig, extra_callbacks: list[Callback] | None = None) 
     callbacks = [*experiment_callbacks(cfg, run_dir), *(extra_callbacks or [])]
     checkpoints = callbacks[0]
     assert isinstance(checkpoints, StepCheckpoint)
-    trainer = build_trainer(cfg, run_dir, callbacks, build_logger(cfg, run_dir))
+    trainer = build_trainer(cfg, run_dir, callbacks, build_logger(cfg, run_dir, resume))
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
     if module.guard.tripped:
         _finish_wandb(trainer)
