@@ -44,7 +44,7 @@ def cmd_train(words: Sequence[str]) -> int:
 
     results = train(load_config(list(words)))
     bpd = results.get("test/bpd")
-    if rank_zero_only.rank == 0:  # once, not once per DDP process
+    if getattr(rank_zero_only, "rank", 0) == 0:  # once, not once per DDP process
         print(f"run directory: {results['run_dir']}")
         if results.get("planned_steps"):
             n = results["planned_steps"]

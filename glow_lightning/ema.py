@@ -16,6 +16,8 @@ class EMA(nn.Module):
     average starts from the data-initialised model rather than the random init.
     """
 
+    num_updates: torch.Tensor
+
     def __init__(self, model: nn.Module, decay: float) -> None:
         super().__init__()
         self.decay = decay

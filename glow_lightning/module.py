@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import lightning as L
 import torch
@@ -45,6 +45,8 @@ class GlowModule(L.LightningModule):
     ``experiment`` (optional) is the resolved experiment config, kept in the checkpoint so that
     ``glow-lightning test/sample/interpolate ckpt=...`` can rebuild the data module."""
 
+    _compiled: torch.nn.Module | None  # set outside the module tree, see __init__
+
     def __init__(self, model: dict[str, Any], n_bits: int = 8, optim: dict[str, Any] | None = None,
                  compile: bool = False, experiment: dict[str, Any] | None = None) -> None:
         super().__init__()
@@ -64,6 +66,11 @@ class GlowModule(L.LightningModule):
         object.__setattr__(self, "_compiled", torch.compile(self.flow) if compile else None)
 
     # ----------------------------------------------------------------- helpers
+    @property
+    def float_dtype(self) -> torch.dtype:
+        """The module's floating-point dtype (Lightning types ``dtype`` loosely)."""
+        return cast(torch.dtype, self.dtype)
+
     @property
     def num_classes(self) -> int:
         return self.flow.num_classes
@@ -85,7 +92,7 @@ class GlowModule(L.LightningModule):
 
     def to_flow_input(self, bins: Tensor, noise: Tensor | None = None) -> Tensor:
         """n-bit bins (B, C, H, W) → dequantised flow input in [-0.5, 0.5)."""
-        x = bins_to_float(bins, self.n_bits, dtype=self.dtype)
+        x = bins_to_float(bins, self.n_bits, dtype=self.float_dtype)
         if noise is not None:
             return x + noise / 2**self.n_bits
         return dequantize(x, self.n_bits)
@@ -93,7 +100,7 @@ class GlowModule(L.LightningModule):
     def _train_noise(self, bins: Tensor) -> Tensor:
         """Dequantisation noise for this training batch, from (seed, batch counter, rank) only."""
         return step_noise(bins.shape, self.noise_seed, self.train_batches, self.global_rank,
-                          bins.device, self.dtype)
+                          bins.device, self.float_dtype)
 
     def _eval_noise(self, bins: Tensor, index: Tensor | None) -> Tensor | None:
         """Fixed dequantisation noise per image index, so eval bpd is independent of batching and
@@ -103,7 +110,7 @@ class GlowModule(L.LightningModule):
         seed = int(self.optim_cfg["eval_noise_seed"])
         gens = [torch.Generator().manual_seed(seed * 1_000_003 + int(i)) for i in index]
         noise = torch.stack([torch.rand(bins.shape[1:], generator=g) for g in gens])
-        return noise.to(device=bins.device, dtype=self.dtype)
+        return noise.to(device=bins.device, dtype=self.float_dtype)
 
     def needs_data_init(self) -> bool:
         if self._init_done:  # the buffers stay the source of truth; this only skips the scan
@@ -133,7 +140,7 @@ class GlowModule(L.LightningModule):
         bins, y, index = self._unpack(batch)
         if self.needs_data_init():  # every rank reaches this in the same stage: reduce is matched
             self.data_init(bins)
-        flow = self.flow if stage == "train" else self.eval_flow()
+        flow: torch.nn.Module = self.flow if stage == "train" else self.eval_flow()
         if stage == "train" and self._compiled is not None:
             flow = self._compiled
         noise = self._train_noise(bins) if stage == "train" else self._eval_noise(bins, index)
@@ -152,7 +159,7 @@ class GlowModule(L.LightningModule):
     def _update_bpd(self, stage: str, bpd: Tensor) -> None:
         """Per-sample bpd into the stage's mean; non-finite training samples get weight 0 (their
         step is skipped), evaluation keeps them so a broken model reads as NaN."""
-        metric = self.metrics[f"{stage}_bpd"]
+        metric = cast(MeanMetric, self.metrics[f"{stage}_bpd"])
         if stage == "train":
             finite = torch.isfinite(bpd)
             # forward, not update: it also keeps this batch's mean for the per-step log

@@ -184,7 +184,7 @@ def build_trainer(cfg: ExperimentConfig, run_dir: Path, callbacks: list[Callback
     return L.Trainer(
         max_epochs=t.max_epochs, max_steps=t.max_steps, accelerator=t.accelerator,
         devices=t.devices, num_nodes=t.num_nodes, strategy=build_strategy(t.strategy),
-        precision=t.precision,
+        precision=t.precision,  # type: ignore[arg-type]  # Lightning checks the name
         log_every_n_steps=t.log_every_n_steps, check_val_every_n_epoch=t.check_val_every_n_epoch,
         deterministic=t.deterministic, enable_progress_bar=t.enable_progress_bar,
         gradient_clip_val=cfg.optim.grad_clip or None, default_root_dir=str(run_dir),

@@ -47,6 +47,8 @@ class ActNorm(nn.Module):
     ``logscale_factor`` (3) and applied multiplied by it, so scales learn faster under Adam(ax).
     """
 
+    initialized: Tensor
+
     def __init__(self, num_channels: int, scale: float = 1.0, eps: float = 1e-6,
                  logscale_factor: float = 3.0) -> None:
         super().__init__()

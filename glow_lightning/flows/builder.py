@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 
@@ -73,12 +73,13 @@ def build_flow(image_shape: Sequence[int], levels: int = 3, steps: int = 32,
     validate(image_shape, levels, steps, hidden_channels, coupling, permutation, architecture,
              num_classes)
     _choice("net_dtype", net_dtype, NET_DTYPES)
+    shape = cast(tuple[int, int, int], image_shape)  # validate checked: three positive sizes
     if architecture == "realnvp":
-        flow: MultiScaleFlow = RealNVP(image_shape, levels, steps, hidden_channels,
+        flow: MultiScaleFlow = RealNVP(shape, levels, steps, hidden_channels,
                                        learn_top=learn_top, split_prior=split_prior,
                                        num_classes=num_classes, memory_saving=memory_saving)
     else:
-        flow = Glow(image_shape, levels, steps, hidden_channels, coupling, permutation, learn_top,
+        flow = Glow(shape, levels, steps, hidden_channels, coupling, permutation, learn_top,
                     split_prior, num_classes, memory_saving, seed, affine_clamp)
     set_net_dtype(flow, net_dtype)
     return channels_last_weights(flow)

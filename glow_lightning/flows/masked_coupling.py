@@ -35,6 +35,8 @@ class _MaskedAffine(nn.Module):
 class CheckerboardCoupling(_MaskedAffine):
     """Affine coupling with a spatial checkerboard mask; ``parity`` alternates between layers."""
 
+    mask: Tensor
+
     def __init__(self, num_channels: int, height: int, width: int, parity: int,
                  hidden_channels: int, num_blocks: int = 2) -> None:
         super().__init__(num_channels, num_channels + 1, num_channels, hidden_channels, num_blocks)
@@ -60,13 +62,14 @@ class ChannelCoupling(_MaskedAffine):
 
     def __init__(self, num_channels: int, flip: bool, hidden_channels: int,
                  num_blocks: int = 2) -> None:
-        self.half = num_channels // 2
-        super().__init__(num_channels, self.half, num_channels - self.half, hidden_channels,
+        # n_keep, not half: nn.Module.half() must stay callable
+        self.n_keep = num_channels // 2
+        super().__init__(num_channels, self.n_keep, num_channels - self.n_keep, hidden_channels,
                          num_blocks)
         self.flip = flip
 
     def _halves(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        a, b = x[:, : self.half], x[:, self.half :]
+        a, b = x[:, : self.n_keep], x[:, self.n_keep :]
         return (b, a) if self.flip else (a, b)
 
     def _join(self, keep: Tensor, changed: Tensor) -> Tensor:

@@ -8,6 +8,7 @@ returns every factored-out latent plus the top latent, and ``decode`` is its exa
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -117,7 +118,7 @@ class MultiScaleFlow(nn.Module):
                                    reversed(range(len(self.levels))), strict=True):
             if isinstance(split, Split):
                 h = split.inverse(h, split_latents[i], temperature, generator)
-            h = level.inverse(h)
+            h = cast(FlowSequence, level).inverse(h)
         return h.contiguous()
 
     def _ref(self) -> Tensor:

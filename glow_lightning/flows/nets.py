@@ -58,8 +58,9 @@ class ZeroConv2d(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3) -> None:
         super().__init__()
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
-        self.conv.weight.data.zero_()
-        self.conv.bias.data.zero_()
+        assert self.conv.bias is not None
+        nn.init.zeros_(self.conv.weight)
+        nn.init.zeros_(self.conv.bias)
         self.logs = nn.Parameter(torch.zeros(1, out_channels, 1, 1))
         self.logscale_factor = 3.0
 
@@ -80,7 +81,8 @@ class ZeroConv2d(nn.Module):
         """``(out[:, 0::2], out[:, 1::2])`` of :meth:`forward`, each a contiguous channel block.
         Needs an even number of output channels."""
         h = self._conv(x, True)
-        return torch.split(h, h.shape[1] // 2, dim=1)  # split: one cat in backward
+        a, b = torch.split(h, h.shape[1] // 2, dim=1)  # split: one cat in backward
+        return a, b
 
 
 class ConvActNorm(nn.Module):

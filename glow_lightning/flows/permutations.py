@@ -19,6 +19,9 @@ def random_rotation(num_channels: int, generator: torch.Generator | None = None)
 
 
 class _FixedPermutation(nn.Module):
+    perm: Tensor
+    inv_perm: Tensor
+
     def __init__(self, perm: Tensor) -> None:
         super().__init__()
         self.register_buffer("perm", perm)
@@ -93,6 +96,11 @@ class InvConv1x1(_InvConvBase):
 
 class InvConv1x1LU(_InvConvBase):
     """LU-decomposed 1×1 convolution: P and sign(s) fixed buffers, L, U, log|s| learned."""
+
+    p: Tensor
+    sign_s: Tensor
+    lower_mask: Tensor
+    eye: Tensor
 
     def __init__(self, num_channels: int, generator: torch.Generator | None = None) -> None:
         super().__init__()

@@ -33,7 +33,8 @@ class RealNVP(MultiScaleFlow):
                  hidden_channels: int, learn_top: bool = False, split_prior: bool = False,
                  num_classes: int = 0, memory_saving: bool = False) -> None:
         c, h, w = image_shape
-        flows, splits = [], []
+        flows: list[FlowSequence] = []
+        splits: list[Split | None] = []
         for _ in range(levels - 1):
             layers = _checkerboards(c, h, w, steps, hidden_channels)
             c, h, w = c * 4, h // 2, w // 2

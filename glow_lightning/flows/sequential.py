@@ -10,12 +10,25 @@ number of layers instead of linear, at the cost of one extra forward and inverse
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol, cast
 
 import torch
 from torch import Tensor, nn
 
 from glow_lightning.flows import fused
+from glow_lightning.flows.actnorm import ActNorm
+from glow_lightning.flows.permutations import _InvConvBase
+
+
+class FlowLayer(Protocol):
+    """What every flow layer provides: ``layer(x, cond) -> (z, logdet)`` and its inverse."""
+
+    def __call__(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]: ...
+
+    def inverse(self, z: Tensor, cond: Tensor | None = None) -> Tensor: ...
+
+
+Group = FlowLayer | tuple[ActNorm, _InvConvBase]
 
 
 class FlowSequence(nn.Module):
@@ -31,23 +44,23 @@ class FlowSequence(nn.Module):
         self.layers = nn.ModuleList(layers)
         self.memory_saving = memory_saving
 
-    def _groups(self, reverse: bool = False) -> list[tuple[nn.Module, ...]]:
+    def _groups(self, reverse: bool = False) -> list[Group]:
         """The layers in order, with each fusable (ActNorm, 1×1 conv) pair as one group."""
-        layers, groups, i = list(self.layers), [], 0
+        layers, groups, i = list(self.layers), list[Group](), 0
         while i < len(layers):
-            pair = layers[i:i + 2]
-            if len(pair) == 2 and fused.fusable(*pair) and pair[0].is_initialized:
-                groups.append(tuple(pair))
+            a, b = layers[i], layers[i + 1] if i + 1 < len(layers) else None
+            if isinstance(a, ActNorm) and isinstance(b, _InvConvBase) and a.is_initialized:
+                groups.append((a, b))
                 i += 2
             else:
-                groups.append((layers[i],))
+                groups.append(cast(FlowLayer, a))
                 i += 1
         return groups[::-1] if reverse else groups
 
     def forward_plain(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         logdets = []
         for group in self._groups():
-            x, ld = fused.forward(*group, x) if len(group) == 2 else group[0](x, cond)
+            x, ld = fused.forward(*group, x) if isinstance(group, tuple) else group(x, cond)
             logdets.append(ld)
         return x, torch.stack(logdets).sum(0)  # one sum, not one add per layer (both passes)
 
@@ -60,7 +73,7 @@ class FlowSequence(nn.Module):
 
     def inverse(self, z: Tensor, cond: Tensor | None = None) -> Tensor:
         for group in self._groups(reverse=True):
-            z = fused.inverse(*group, z) if len(group) == 2 else group[0].inverse(z, cond)
+            z = fused.inverse(*group, z) if isinstance(group, tuple) else group.inverse(z, cond)
         return z
 
 
@@ -88,10 +101,11 @@ class _InvertibleBackprop(torch.autograd.Function):
 
 def _rebuild(layer: nn.Module, z: Tensor) -> tuple[tuple[Tensor, ...], tuple[Tensor, Tensor]]:
     """Input leaves of ``layer`` given its output ``z``, and ``layer``'s forward from them."""
-    if hasattr(layer, "rebuild"):  # couplings: one net evaluation instead of two
-        return layer.rebuild(z)
+    rebuild = getattr(layer, "rebuild", None)
+    if rebuild is not None:  # couplings: one net evaluation instead of two
+        return rebuild(z)
     with torch.no_grad():
-        x = layer.inverse(z)
+        x = cast(FlowLayer, layer).inverse(z)
     x = x.detach().requires_grad_(True)
     return (x,), layer(x)
 
