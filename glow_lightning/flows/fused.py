@@ -21,10 +21,6 @@ from glow_lightning.flows.permutations import _InvConvBase
 from glow_lightning.flows.squeeze import is_channels_last
 
 
-def fusable(norm: object, conv: object) -> bool:
-    return isinstance(norm, ActNorm) and isinstance(conv, _InvConvBase)
-
-
 def forward(norm: ActNorm, conv: _InvConvBase, x: Tensor) -> tuple[Tensor, Tensor]:
     """``conv(norm(x))`` and the sum of both log-dets, (B,)."""
     weight, logdet_w = conv.weight_and_logdet()
