@@ -132,6 +132,7 @@ def main() -> None:
     best_peer = min((i.name for i in impls if i.name.startswith(("normflows", "FrEIA"))),
                     key=lat.get)
     rows = [[i.name, f"{i.params:,}", f"{lat[i.name]:.3f}", f"{lat[best_peer] / lat[i.name]:.2f}×",
+             common.paired_speedup(times[i.name], times[best_peer]),
              f"{bad[i.name]} / {drawn:,}"] for i in impls]
     body = "\n\n".join([
         common.header(args.threads, load_before),
@@ -139,9 +140,11 @@ def main() -> None:
         f"L={cfg['levels']}, K={cfg['steps']}, width {cfg['hidden']}; each model trained "
         f"{steps} Adam steps first{' (ours: the checkpoint)' if args.ckpt else ''}. Median of "
         f"{rounds} interleaved draws under torch.inference_mode; speed-up is the fastest "
-        "peer's latency over this row's.",
+        "peer's latency over this row's; *paired* is the median of the per-round ratios with "
+        "their quartiles.",
         common.table(["implementation", "parameters", "seconds / 64 samples",
-                      "speed-up vs fastest peer", "non-finite pixels / all pixels drawn"], rows)])
+                      "speed-up vs fastest peer", "paired (quartiles)",
+                      "non-finite pixels / all pixels drawn"], rows)])
     title = ("Sampling latency" + (", default-run checkpoint" if args.ckpt else "")
              + (", bfloat16" if args.bf16 else ""))
     common.report(title, body, args)

@@ -77,9 +77,10 @@ def run_config(label: str, cfg: dict, batch: int, rounds: int, args, compile_our
     best_peer = max(peers, key=rate.__getitem__)
     rows = []
     for impl in impls:
-        r = rate[impl.name]
-        rows.append([label, batch, impl.name, f"{impl.params:,}", f"{r:.2f}",
-                     f"{r / rate[best_peer]:.2f}×", len(times[impl.name])])
+        rows.append([label, batch, impl.name, f"{impl.params:,}", f"{rate[impl.name]:.2f}",
+                     f"{rate[impl.name] / rate[best_peer]:.2f}×",
+                     common.paired_speedup(times[impl.name], times[best_peer]),
+                     len(times[impl.name])])
     return rows
 
 
@@ -109,7 +110,8 @@ def main() -> None:
         common.header(args.threads, load_before),
         "Config S: 3×32×32, L=3, K=8, width 128, affine coupling, LU 1×1 conv. Config P (paper "
         "CIFAR-10): L=3, K=32, width 512. Images/s = batch / median step time; ratio is against "
-        "the fastest peer row in the same run (bf16 autocast rows included when present). "
+        "the fastest peer row in the same run (bf16 autocast rows included when present); "
+        "*paired* is the median of the per-round ratios with their quartiles. "
         "Optimiser: torch.optim.Adam(fused=True) for all.",
         common.table(HEADERS, rows)])
     title = "Training throughput" + (" with compile_flow" if args.compile else "") + (
@@ -119,7 +121,7 @@ def main() -> None:
 
 
 HEADERS = ["config", "batch", "implementation", "parameters", "images/s", "vs fastest peer",
-           "rounds"]
+           "paired (quartiles)", "rounds"]
 
 if __name__ == "__main__":
     main()

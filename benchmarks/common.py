@@ -63,6 +63,18 @@ def median(xs: Sequence[float]) -> float:
     return statistics.median(xs)
 
 
+def paired_speedup(times: Sequence[float], reference: Sequence[float]) -> str:
+    """Speed-up of ``times`` over ``reference`` round by round (``reference[i] / times[i]``, the
+    two measured back to back in round ``i``), as "median× (quartiles)". Pairing cancels the
+    host's slow drifts, which on a shared VM move absolute times by ±30% within minutes; the
+    quartiles show how much of that remains."""
+    ratios = sorted(r / t for t, r in zip(times, reference, strict=True))
+    if len(ratios) < 4:
+        return f"{statistics.median(ratios):.2f}×"
+    q1, _, q3 = statistics.quantiles(ratios, n=4)
+    return f"{statistics.median(ratios):.2f}× ({q1:.2f}–{q3:.2f})"
+
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
