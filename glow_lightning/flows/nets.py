@@ -11,6 +11,8 @@ instead run the 1×1 convs and the transforms themselves in bfloat16, breaking b
 from __future__ import annotations
 
 import contextlib
+import functools
+import warnings
 from collections.abc import Iterator
 from typing import Literal
 
@@ -35,8 +37,21 @@ class _Precision(nn.Module):
         if self.net_dtype == "float32" or x.dtype != torch.float32:
             yield
             return
+        if x.device.type == "cpu":
+            _warn_if_no_cpu_bfloat16()
         with torch.autocast(x.device.type, dtype=torch.bfloat16):
             yield
+
+
+@functools.cache
+def _warn_if_no_cpu_bfloat16() -> None:
+    """Once per process: bfloat16 nets on a CPU without oneDNN bfloat16 kernels (AVX-512 BF16
+    or AMX) run their convolutions on a generic fallback, several times slower than float32."""
+    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        warnings.warn("model.net_dtype=bfloat16: this CPU has no bfloat16 convolution kernels "
+                      "(oneDNN needs AVX-512 BF16 or AMX), so the coupling networks run several "
+                      "times slower than in float32; use model.net_dtype=float32 on it",
+                      stacklevel=4)
 
 
 def set_net_dtype(model: nn.Module, net_dtype: NetDType) -> None:
