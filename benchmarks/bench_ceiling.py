@@ -28,7 +28,8 @@ from benchmarks.bench_sample import N_SAMPLES, TEMPERATURE, digits_like, draw, w
 from benchmarks.bench_train import train_step
 from benchmarks.peers import PEERS, build
 
-CONV_OPS = ("aten::mkldnn_convolution", "aten::convolution_backward")
+CONV_OPS = ("aten::mkldnn_convolution", "aten::convolution_backward",
+            "aten::_slow_conv2d_forward", "aten::_slow_conv2d_backward")  # the latter: no oneDNN
 
 
 def conv_fraction(fn: Callable[[], object], calls: int) -> float:
@@ -92,7 +93,9 @@ def main() -> None:
     common.set_threads(args.threads)
     load_before = common.load_average()
     rounds = args.rounds or (3 if args.quick else 9)
-    names = ["ours", *PEERS, "ours-bf16", *(f"{p}-bf16" for p in PEERS)]
+    precisions = ("float32", "bfloat16") if common.bf16_kernels() else ("float32",)
+    names = ["ours", *PEERS] + (["ours-bf16", *(f"{p}-bf16" for p in PEERS)]
+                                if "bfloat16" in precisions else [])
     rows = []
     for task, fns, per_call in (
             ("training step, batch 16", training_fns(names, args.seed), "per step"),
@@ -101,7 +104,7 @@ def main() -> None:
         print(f"{task}: {rounds} interleaved rounds, then {rounds} profiled calls each …",
               flush=True)
         new = []
-        for precision in ("float32", "bfloat16"):
+        for precision in precisions:
             subset = {n: f for n, f in fns.items() if ("bf16" in n) == (precision == "bfloat16")}
             new += rows_for(f"{task}, {precision}", measure(subset, rounds), per_call)
         print(common.table(HEADERS, new), flush=True)
@@ -113,7 +116,8 @@ def main() -> None:
         "against peers under bfloat16 autocast. *conv* is the profiled share of convolution "
         "kernels applied to the unprofiled median; *ceiling* = fastest peer's time ÷ our conv "
         "time, the most any implementation running these convolutions could gain over that "
-        "peer.",
+        "peer." + ("" if common.bf16_kernels() else " No bfloat16 rows: this CPU has no oneDNN "
+                   "bfloat16 kernels, so bfloat16 convolutions take a generic fallback."),
         common.table(HEADERS, rows)])
     common.report("Convolution share and speed-up ceiling", body, args)
 

@@ -106,6 +106,9 @@ def main() -> None:
     p.add_argument("--ckpt", default=None, help="Lightning checkpoint of our model")
     p.add_argument("--bf16", action="store_true", help="add bfloat16 rows (own section)")
     args = p.parse_args()
+    if args.bf16 and not common.bf16_kernels():
+        p.error("--bf16: this CPU has no oneDNN bfloat16 kernels (AVX-512 BF16 or AMX), so "
+                "bfloat16 rows would time a generic fallback; run without --bf16")
     common.set_threads(args.threads)
     load_before = common.load_average()
     rounds = args.rounds or (3 if args.quick else 11)

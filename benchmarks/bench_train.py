@@ -94,6 +94,9 @@ def main() -> None:
     p.add_argument("--cpp-wrapper", action="store_true",
                    help="with --compile: compile with inductor's C++ wrapper (own section)")
     args = p.parse_args()
+    if args.bf16 and not common.bf16_kernels():
+        p.error("--bf16: this CPU has no oneDNN bfloat16 kernels (AVX-512 BF16 or AMX), so "
+                "bfloat16 rows would time a generic fallback; run without --bf16")
     common.set_threads(args.threads)
     load_before = common.load_average()
     runs = [("S", common.CONFIG_S, 16, args.rounds or (4 if args.quick else 12))]

@@ -92,9 +92,18 @@ def load_average() -> str:
         return "n/a"
 
 
+def bf16_kernels() -> bool:
+    """Whether oneDNN has bfloat16 kernels on this CPU (AVX-512 BF16 or AMX). Without them
+    bfloat16 convolutions fall back to a generic path several times slower than float32."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
 def machine_line(threads: int) -> str:
-    return (f"{cpu_model()}, {os.cpu_count()} cores; Python {platform.python_version()}, "
-            f"torch {torch.__version__}, torch threads {threads}")
+    isa = torch.backends.cpu.get_cpu_capability()
+    bf16 = "with" if bf16_kernels() else "no"
+    return (f"{cpu_model()}, {os.cpu_count()} cores, {isa}, {bf16} oneDNN bfloat16 kernels; "
+            f"Python {platform.python_version()}, torch {torch.__version__}, "
+            f"torch threads {threads}")
 
 
 def versions() -> str:
