@@ -18,6 +18,8 @@ from pathlib import Path
 
 import torch
 
+from glow_lightning.flows.nets import cpu_bfloat16_kernels as bf16_kernels
+
 RESULTS = Path(__file__).with_name("RESULTS.md")
 SHAPE_S = (3, 32, 32)
 CONFIG_S = dict(levels=3, steps=8, hidden=128)
@@ -90,12 +92,6 @@ def load_average() -> str:
         return "/".join(f"{v:.1f}" for v in os.getloadavg())
     except OSError:
         return "n/a"
-
-
-def bf16_kernels() -> bool:
-    """Whether oneDNN has bfloat16 kernels on this CPU (AVX-512 BF16 or AMX). Without them
-    bfloat16 convolutions fall back to a generic path several times slower than float32."""
-    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 def machine_line(threads: int) -> str:

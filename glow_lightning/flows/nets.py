@@ -43,11 +43,16 @@ class _Precision(nn.Module):
             yield
 
 
+def cpu_bfloat16_kernels() -> bool:
+    """Whether oneDNN has bfloat16 kernels on this CPU (AVX-512 BF16 or AMX). Without them
+    bfloat16 convolutions take a generic fallback, several times slower than float32."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
 @functools.cache
 def _warn_if_no_cpu_bfloat16() -> None:
-    """Once per process: bfloat16 nets on a CPU without oneDNN bfloat16 kernels (AVX-512 BF16
-    or AMX) run their convolutions on a generic fallback, several times slower than float32."""
-    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+    """Once per process: bfloat16 nets on a CPU without :func:`cpu_bfloat16_kernels`."""
+    if not cpu_bfloat16_kernels():
         warnings.warn("model.net_dtype=bfloat16: this CPU has no bfloat16 convolution kernels "
                       "(oneDNN needs AVX-512 BF16 or AMX), so the coupling networks run several "
                       "times slower than in float32; use model.net_dtype=float32 on it",
