@@ -32,7 +32,11 @@ def test_resume_auto_continues_the_wandb_run(tmp_path, digits_cache, monkeypatch
     assert second.name.rsplit("-", 1)[1] == run_id
     assert wandb_run_id(str(tmp_path / "resumed" / "checkpoints" / "last.ckpt")) == run_id
     before, after = _steps(first), _steps(second)
-    assert before and after and min(after) > max(before) and max(after) == 7
+    rows = read_history(second)  # for the message: what the resumed run's log does hold
+    seen = sorted({key for row in rows for key in row})
+    assert before and after and min(after) > max(before) and max(after) == 7, (
+        f"steps before {before}, after {after}; the resumed run's log has {len(rows)} history "
+        f"rows with keys {seen} ({second})")
 
 
 def test_a_fresh_start_gets_a_new_wandb_run(tmp_path):
