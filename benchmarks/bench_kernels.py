@@ -137,7 +137,7 @@ def nets(batch: int, layout: torch.memory_format) -> list[tuple[GlowNet, Tensor]
 
 def training_fns() -> dict[str, Callable[[], object]]:
     def step(pairs, forward):
-        grads = [torch.randn_like(net(x)) for net, x in pairs]
+        grads = [torch.randn_like(net(x)[0]) for net, x in pairs]
 
         def run() -> None:
             for (net, x), g in zip(pairs, grads, strict=True):
@@ -145,9 +145,9 @@ def training_fns() -> dict[str, Callable[[], object]]:
         return run
 
     cl, nchw = nets(16, CL), nets(16, torch.contiguous_format)
-    check([gemm_net(n, x) for n, x in cl], [n(x) for n, x in cl])
-    return {"oneDNN, channels-last (ours)": step(cl, lambda n, x: n(x)),
-            "oneDNN, NCHW": step(nchw, lambda n, x: n(x)),
+    check([gemm_net(n, x) for n, x in cl], [n(x)[0] for n, x in cl])
+    return {"oneDNN, channels-last (ours)": step(cl, lambda n, x: n(x)[0]),
+            "oneDNN, NCHW": step(nchw, lambda n, x: n(x)[0]),
             "GEMMs, hand-written backward": step(cl, gemm_net)}
 
 
@@ -155,7 +155,7 @@ def inference_fns() -> dict[str, Callable[[], object]]:
     pairs = nets(64, CL)
     packed = [pack(net, 64, x.shape[2]) for net, x in pairs]
     with torch.inference_mode():
-        ours = [net(x) for net, x in pairs]
+        ours = [net(x)[0] for net, x in pairs]
         check([fused_net(p, x) for p, (_, x) in zip(packed, pairs, strict=True)], ours)
         check([gemm_net(net, x) for net, x in pairs], ours)
 
@@ -166,7 +166,7 @@ def inference_fns() -> dict[str, Callable[[], object]]:
                     forward(i, net, x)
         return go
 
-    return {"oneDNN, channels-last (ours)": run(lambda i, n, x: n(x)),
+    return {"oneDNN, channels-last (ours)": run(lambda i, n, x: n(x)[0]),
             "oneDNN, fused ReLU": run(lambda i, n, x: fused_net(folded(n), x)),
             "oneDNN, fused ReLU, pre-packed": run(lambda i, n, x: fused_net(packed[i], x)),
             "GEMMs": run(lambda i, n, x: gemm_net(n, x))}

@@ -5,7 +5,7 @@ embedded MNIST digits, then test bits/dim on the 500 test digits is computed ide
     python -m benchmarks.bench_quality --quick       # 20 s each
     python -m benchmarks.bench_quality --budget 300
 
-Data: ``glow_lightning.data.embedded.digits_arrays()`` (fixed 4,500 train / 500 test, uint8
+Data: ``glow_lightning.data.benchmarks.digits_arrays()`` (fixed 4,500 train / 500 test, uint8
 1×28×28) zero-padded to 1×32×32; pixels go through ``glow_lightning.ops`` (8 bits:
 ``x = bins/256 − 0.5 + U(0, 1/256)``), fresh training noise every step, one fixed noise draw for
 the test set shared by all. Bits/dim = ``(−log p(x) + D·log 256) / (D·ln 2)`` over D = 1,024
@@ -141,7 +141,7 @@ def main() -> None:
     load_before = common.load_average()
     budget = args.budget or (20.0 if args.quick else 150.0)
     cfg = dict(levels=args.levels, steps=args.steps, hidden=args.hidden)
-    from glow_lightning.data.embedded import digits_arrays
+    from glow_lightning.data.benchmarks import digits_arrays
 
     train_u8, _, test_u8, _ = digits_arrays()
     train, test = pad(train_u8), pad(test_u8)

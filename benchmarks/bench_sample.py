@@ -14,7 +14,6 @@ Non-finite pixels are counted over every timed draw of every implementation.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -29,14 +28,15 @@ N_SAMPLES, TEMPERATURE = 64, 0.7
 
 
 def load_checkpoint_flow(path: str | Path) -> torch.nn.Module:
-    """Our flow from a Lightning checkpoint: ``hyper_parameters["model"]`` holds the
-    :func:`build_flow` keyword arguments, ``state_dict`` keys are prefixed ``flow.``."""
+    """Our flow from a Lightning checkpoint: ``hyper_parameters`` hold ``image_shape``,
+    ``model`` (FlowConfig fields), ``num_classes`` and ``seed`` as ``GlowModule`` stores them;
+    ``state_dict`` keys are prefixed ``flow.``."""
     from glow_lightning.flows import build_flow
 
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    kwargs = dict(ckpt["hyper_parameters"]["model"])
-    allowed = inspect.signature(build_flow).parameters
-    flow = build_flow(**{k: _plain(v) for k, v in kwargs.items() if k in allowed})
+    hp = _plain(ckpt["hyper_parameters"])
+    flow = build_flow(hp["image_shape"], num_classes=hp.get("num_classes", 0),
+                      seed=hp.get("seed", 0), **hp.get("model", {}))
     state = {k.removeprefix("flow."): v for k, v in ckpt["state_dict"].items()
              if k.startswith("flow.")}
     flow.load_state_dict(state)
@@ -47,13 +47,13 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return tuple(_plain(v) for v in value)
+        return [_plain(v) for v in value]
     return value
 
 
 def digits_like(shape: tuple[int, int, int], count: int, seed: int) -> torch.Tensor:
     """Dequantised embedded MNIST digits padded to ``shape`` (channels repeated)."""
-    from glow_lightning.data.embedded import digits_arrays
+    from glow_lightning.data.benchmarks import digits_arrays
     from glow_lightning.ops import dequantize, preprocess
 
     images = digits_arrays()[0][:count]

@@ -6,17 +6,17 @@ from lightning.pytorch.callbacks import Callback
 
 from glow_lightning.config import CallbackConfig
 
+from .bpd_summary import BpdSummary
 from .interpolations import Interpolations
 from .manipulation import AttributeManipulation
 from .reconstruction import ReconstructionCheck
 from .samples import SampleGrid
-from .test_bpd import TestBitsPerDim
 
 
 def build_callbacks(cfg: CallbackConfig) -> list[Callback]:
     """Sample grids, interpolations, reconstruction check and test bits/dim; with
-    ``cfg.enabled`` False only :class:`TestBitsPerDim` (the run's headline number)."""
-    callbacks: list[Callback] = [TestBitsPerDim()]
+    ``cfg.enabled`` False only :class:`BpdSummary` (the run's headline number)."""
+    callbacks: list[Callback] = [BpdSummary()]
     if not cfg.enabled:
         return callbacks
     return [

@@ -6,9 +6,9 @@ import lightning as L
 import torch
 from torch import Tensor
 
-from glow_lightning.flows import ActNorm
+from glow_lightning.flows import is_initialised
 from glow_lightning.module import GlowModule
-from glow_lightning.ops import bins_to_float
+from glow_lightning.ops import bin_centres
 
 
 def as_glow(pl_module: L.LightningModule) -> GlowModule:
@@ -21,7 +21,7 @@ def as_glow(pl_module: L.LightningModule) -> GlowModule:
 def flow_ready(flow: torch.nn.Module) -> bool:
     """True once every ActNorm holds its data-dependent init. Before that, a forward pass would
     initialise ActNorm from the callback's images, so callbacks leave the flow alone."""
-    return all(bool(m.initialized) for m in flow.modules() if isinstance(m, ActNorm))
+    return is_initialised(flow)
 
 
 def fixed_generator(flow: torch.nn.Module, seed: int) -> torch.Generator:
@@ -37,6 +37,4 @@ def example_inputs(trainer: L.Trainer, flow: torch.nn.Module, n_bits: int, n: in
     if datamodule is None or not hasattr(datamodule, "example_images"):
         return None
     bins, _ = datamodule.example_images(n, split="test")
-    ref = next(flow.parameters())
-    x = bins_to_float(bins, n_bits, dtype=ref.dtype) + 0.5 / 2**n_bits  # (B, C, H, W)
-    return x.to(ref.device)
+    return bin_centres(bins, n_bits, like=next(flow.parameters()))  # (B, C, H, W)

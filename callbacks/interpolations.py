@@ -8,8 +8,9 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch import Tensor
 
+from glow_lightning.flows import MultiScaleFlow
 from glow_lightning.module import GlowModule
-from glow_lightning.ops import postprocess
+from glow_lightning.ops import displayable
 
 from .grid import make_grid
 from .inputs import as_glow, example_inputs, flow_ready
@@ -26,6 +27,16 @@ def interpolate_latents(start: list[Tensor], end: list[Tensor], steps: int) -> l
         z = torch.lerp(a.unsqueeze(1), b.unsqueeze(1), t)  # (P, S, ...)
         out.append(z.flatten(0, 1))
     return out
+
+
+@torch.inference_mode()
+def interpolate_images(flow: MultiScaleFlow, x: Tensor, steps: int) -> Tensor:
+    """Flow-space images (2P, C, H, W), pairs ``(2k, 2k+1)`` → decoded interpolations
+    (P·steps, C, H, W) through every latent (each split's and the top)."""
+    latents = flow.encode(x)
+    path: list[Tensor | None] = list(interpolate_latents(
+        [z[0::2] for z in latents], [z[1::2] for z in latents], steps))
+    return flow.decode(path)
 
 
 class Interpolations(Callback):
@@ -46,14 +57,10 @@ class Interpolations(Callback):
         self.every_n_epochs = every_n_epochs
         self._last_step = -1
 
-    @torch.inference_mode()
     def interpolate(self, pl_module: GlowModule, x: Tensor) -> Tensor:
         """Flow-space images (2P, C, H, W) → decoded interpolations (P·steps, C, H, W)."""
         with pl_module.sampling() as flow:
-            latents = flow.encode(x)
-            path: list[Tensor | None] = list(interpolate_latents(
-                [z[0::2] for z in latents], [z[1::2] for z in latents], self.steps))
-            return flow.decode(path)
+            return interpolate_images(flow, x, self.steps)
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.sanity_checking and trainer.current_epoch % self.every_n_epochs == 0:
@@ -73,7 +80,7 @@ class Interpolations(Callback):
         if x is None or x.shape[0] < 2:
             return
         x = x[: x.shape[0] // 2 * 2]
-        images = postprocess(self.interpolate(pl_module, x).float(), pl_module.n_bits)
+        images, _ = displayable(self.interpolate(pl_module, x), pl_module.n_bits)
         caption = (f"{x.shape[0] // 2} pairs × {self.steps} steps; epoch {trainer.current_epoch} "
                    f"step {trainer.global_step}")
         publish_image(trainer, "interpolations", f"epoch{trainer.current_epoch:03d}.png",

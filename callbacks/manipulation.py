@@ -20,7 +20,7 @@ from torch import Tensor
 
 from glow_lightning.flows import MultiScaleFlow
 from glow_lightning.module import GlowModule
-from glow_lightning.ops import bins_to_float, postprocess
+from glow_lightning.ops import bin_centres, displayable
 
 from .grid import make_grid
 from .inputs import as_glow, flow_ready
@@ -76,12 +76,6 @@ def apply_direction(latents: Sequence[Tensor], direction: Sequence[Tensor],
         s = s.view(1, -1, *([1] * (z.dim() - 1)))  # (1, S, 1, ..., 1)
         out.append((z.unsqueeze(1) + s * d.to(z)).flatten(0, 1))
     return out
-
-
-def bin_centres(bins: Tensor, n_bits: int, like: Tensor) -> Tensor:
-    """n-bit bins (B, C, H, W) → flow space at the bin centres (deterministic dequantisation)."""
-    x = bins_to_float(bins, n_bits, dtype=like.dtype) + 0.5 / 2**n_bits
-    return x.to(like.device)
 
 
 @torch.inference_mode()
@@ -151,12 +145,11 @@ class AttributeManipulation(Callback):
             out = manipulate(flow, bin_centres(reference, pl_module.n_bits, ref), labels,
                              bin_centres(chosen, pl_module.n_bits, ref), self.target, self.source,
                              self.strengths)
-        bad = int((~torch.isfinite(out)).flatten(1).any(1).sum())
+        images, bad = displayable(out, pl_module.n_bits)
         if bad:  # latents pushed far from the data can overflow the inverse couplings
-            rank_zero_warn(f"AttributeManipulation: {bad} of {out.shape[0]} images have "
-                           "non-finite pixels (shown as 0, mid-grey)")
-        return postprocess(torch.nan_to_num(out.float(), nan=0.0, posinf=0.0, neginf=0.0),
-                           pl_module.n_bits)
+            rank_zero_warn(f"AttributeManipulation: {bad} non-finite values in {out.shape[0]} "
+                           "images (shown as 0, mid-grey)")
+        return images
 
     def log_grid(self, trainer: L.Trainer, pl_module: GlowModule) -> None:
         datamodule = getattr(trainer, "datamodule", None)

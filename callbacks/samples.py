@@ -13,7 +13,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
 from glow_lightning.module import GlowModule
-from glow_lightning.ops import postprocess
+from glow_lightning.ops import displayable
 
 from .grid import make_grid
 from .inputs import as_glow, fixed_generator, flow_ready
@@ -81,10 +81,7 @@ class SampleGrid(Callback):
     def _draw(self, pl_module: GlowModule) -> tuple[dict[float, Tensor], dict[float, int]]:
         images, counts = {}, {}
         for t in self.temperatures:
-            x = self.samples(pl_module, t).float()
-            finite = torch.isfinite(x)
-            counts[t] = int((~finite).sum())
-            images[t] = postprocess(torch.where(finite, x, torch.zeros_like(x)), pl_module.n_bits)
+            images[t], counts[t] = displayable(self.samples(pl_module, t), pl_module.n_bits)
         return images, counts
 
     def _publish(self, trainer: L.Trainer, t: float, images: Tensor) -> Path:

@@ -29,8 +29,9 @@ from glow_lightning.ablation import (
     select,
     write_sweep_file,
 )
-from glow_lightning.cli import register, split_keys
-from glow_lightning.config import ConfigError, load_config
+from glow_lightning.cli import parse_number, split_keys
+from glow_lightning.config import load_config
+from glow_lightning.errors import ConfigError
 
 DEFAULT_ABLATION = "digits"
 GRID_KEYS = ("model.architecture", "model.coupling", "model.permutation")
@@ -40,13 +41,6 @@ OWN = ("ablation", "budget_steps", "budget_minutes", "seeds", "cells", "cell", "
 
 def _split(words: Sequence[str]) -> tuple[dict[str, str], list[str]]:
     return split_keys(words, OWN)
-
-
-def _parse(key: str, text: str, kind: type) -> float:
-    try:
-        return kind(text)
-    except ValueError:
-        raise ConfigError(f"{key}={text!r} must be a {kind.__name__}") from None
 
 
 def _spec(mine: dict[str, str], rest: list[str]) -> AblationSpec:
@@ -65,8 +59,8 @@ def _budget(mine: dict[str, str], spec: AblationSpec) -> Budget:
         return Budget(spec.budget_steps, spec.budget_minutes)
     steps = mine.get("budget_steps")  # either given on the command line replaces the file's
     minutes = mine.get("budget_minutes")
-    return Budget(int(_parse("budget_steps", steps, int)) if steps else None,
-                  _parse("budget_minutes", minutes, float) if minutes else None)
+    return Budget(int(parse_number("budget_steps", steps, int)) if steps else None,
+                  parse_number("budget_minutes", minutes, float) if minutes else None)
 
 
 def _seeds(mine: dict[str, str], rest: list[str], spec: AblationSpec
@@ -75,8 +69,8 @@ def _seeds(mine: dict[str, str], rest: list[str], spec: AblationSpec
     pinned = [w.partition("=")[2] for w in rest if w.startswith("seed=")]
     rest = [w for w in rest if not w.startswith("seed=")]
     if pinned:
-        return [int(_parse("seed", pinned[-1], int))], rest
-    count = int(_parse("seeds", mine["seeds"], int)) if "seeds" in mine else spec.seeds
+        return [int(parse_number("seed", pinned[-1], int))], rest
+    count = int(parse_number("seeds", mine["seeds"], int)) if "seeds" in mine else spec.seeds
     if count < 1:
         raise ConfigError(f"seeds={count} must be >= 1")
     return list(range(count)), rest
@@ -117,7 +111,3 @@ def cmd_ablate(words: Sequence[str]) -> int:
               f"table: {ablation.out / 'results.md'}")
     return 0
 
-
-register("ablate", cmd_ablate,
-         "coupling x permutation grid + RealNVP x seeds: [ablation=digits] [budget_steps=N | "
-         "budget_minutes=M] seeds=2 [cells=a,b] out=DIR [overrides]")

@@ -22,7 +22,8 @@ import torch
 from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from glow_lightning.config import ConfigError, ExperimentConfig
+from glow_lightning.config import ExperimentConfig
+from glow_lightning.errors import ConfigError
 from glow_lightning.safe_load import load_checkpoint
 
 LAST = "last.ckpt"

@@ -1,8 +1,9 @@
-"""``glow-lightning`` command line: train, test, sample, interpolate.
+"""``glow-lightning`` command line: train, test, sample, interpolate, manipulate, ablate.
 
 Every command takes ``key=value`` words: config overrides (``model.steps=16``,
 ``experiment=cifar10_glow``) and, for the commands that read a checkpoint, their own keys
-(``ckpt=``, ``n=``, ``temperature=``, ``out=``).
+(``ckpt=``, ``n=``, ``temperature=``, ``out=``). :data:`COMMANDS` is the one table of commands:
+a new command is a ``cmd_<name>(words) -> int`` function and a row there.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ import argparse
 import sys
 from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
+from typing import Any
 
-from glow_lightning.config import ConfigError, experiment_names, load_config
+from glow_lightning.config import experiment_names, load_config
+from glow_lightning.errors import ConfigError, GlowLightningError
 
 EXAMPLES = """examples:
   glow-lightning train                                   # default Glow on the embedded MNIST digits
@@ -56,7 +59,20 @@ def cmd_train(words: Sequence[str]) -> int:
     return 0
 
 
-def _need_ckpt(mine: dict[str, str]) -> str:
+def parse_number(key: str, text: str, kind: type[int] | type[float] = int) -> Any:
+    """``text`` as an int (or float), else a ConfigError naming ``key``.
+
+    >>> parse_number("n", "8"), parse_number("t", "0.5", float)
+    (8, 0.5)
+    """
+    try:
+        return kind(text)
+    except ValueError:
+        raise ConfigError(f"{key}={text!r} must be a{'n' if kind is int else ''} "
+                          f"{kind.__name__}") from None
+
+
+def need_ckpt(mine: dict[str, str]) -> str:
     ckpt = mine.get("ckpt")
     if not ckpt:
         raise ConfigError("missing ckpt=<path to a .ckpt file>")
@@ -69,7 +85,7 @@ def cmd_test(words: Sequence[str]) -> int:
     from glow_lightning.inference import test_checkpoint
 
     mine, rest = split_keys(words, {"ckpt": ""})
-    bpd = test_checkpoint(_need_ckpt(mine), rest)
+    bpd = test_checkpoint(need_ckpt(mine), rest)
     print(f"test/bpd = {bpd:.4f}")
     return 0
 
@@ -80,8 +96,9 @@ def cmd_sample(words: Sequence[str]) -> int:
     own = {"ckpt": "", "n": "64", "temperature": "0.7", "out": "samples.png", "seed": "0"}
     mine, _ = split_keys(words, own)
     opts = {**own, **mine}
-    path = sample_checkpoint(_need_ckpt(mine), int(opts["n"]), float(opts["temperature"]),
-                             opts["out"], int(opts["seed"]))
+    path = sample_checkpoint(need_ckpt(mine), parse_number("n", opts["n"]),
+                             parse_number("temperature", opts["temperature"], float),
+                             opts["out"], parse_number("seed", opts["seed"]))
     print(f"wrote {path}")
     return 0
 
@@ -92,10 +109,22 @@ def cmd_interpolate(words: Sequence[str]) -> int:
     own = {"ckpt": "", "pairs": "4", "steps": "8", "out": "interpolations.png"}
     mine, rest = split_keys(words, own)
     opts = {**own, **mine}
-    path = interpolate_checkpoint(_need_ckpt(mine), int(opts["pairs"]), int(opts["steps"]),
-                                  opts["out"], rest)
+    path = interpolate_checkpoint(need_ckpt(mine), parse_number("pairs", opts["pairs"]),
+                                  parse_number("steps", opts["steps"]), opts["out"], rest)
     print(f"wrote {path}")
     return 0
+
+
+def cmd_manipulate(words: Sequence[str]) -> int:
+    from glow_lightning.manipulate import cmd_manipulate as run
+
+    return run(words)
+
+
+def cmd_ablate(words: Sequence[str]) -> int:
+    from glow_lightning.ablate import cmd_ablate as run
+
+    return run(words)
 
 
 COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
@@ -103,12 +132,11 @@ COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
     "test": (cmd_test, "test bits/dim of a checkpoint: ckpt=PATH [data overrides]"),
     "sample": (cmd_sample, "sample a grid: ckpt=PATH temperature=0.7 n=64 out=grid.png seed=0"),
     "interpolate": (cmd_interpolate, "interpolate test images: ckpt=PATH pairs=4 steps=8 out=F"),
+    "manipulate": (cmd_manipulate, "attribute manipulation: ckpt=PATH attribute=<class or 0/1 "
+                   "label column> [source=<class>] strengths=-1,0,1,2 n=8 out=FILE"),
+    "ablate": (cmd_ablate, "coupling x permutation grid + RealNVP x seeds: [ablation=digits] "
+               "[budget_steps=N | budget_minutes=M] seeds=3 [cells=a,b] out=DIR [overrides]"),
 }
-
-
-def register(name: str, func: Callable[[Sequence[str]], int], help_text: str) -> None:
-    """Add a sub-command (used by the ablation and manipulation modules)."""
-    COMMANDS[name] = (func, help_text)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -124,33 +152,15 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load_plugins() -> None:
-    for module in ("glow_lightning.ablate", "glow_lightning.manipulate"):
-        try:
-            __import__(module)
-        except ModuleNotFoundError as err:
-            if err.name != module:
-                raise
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    _load_plugins()
     args = _parser().parse_args(argv)
     func = COMMANDS[args.command][0]
     try:
         return func(args.words)
-    except ConfigError as err:
+    except GlowLightningError as err:  # bad input: one clear line, no traceback wall
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except Exception as err:  # data errors: one clear line, no traceback wall
-        if type(err).__name__ == "DataError":
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-        raise
 
 
 if __name__ == "__main__":
-    # Run through the imported module: plugins (ablate, manipulate) register there, not in __main__.
-    from glow_lightning.cli import main as _main
-
-    sys.exit(_main())
+    sys.exit(main())

@@ -15,11 +15,12 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from glow_lightning.errors import ConfigError
+from glow_lightning.flows.spec import FlowConfig
+
+__all__ = ["ConfigError", "ExperimentConfig", "load_config", "merge_config"]
+
 DEFAULT_EXPERIMENT = "digits_glow"
-
-
-class ConfigError(ValueError):
-    """A configuration problem, stated in one line with the fix."""
 
 
 @dataclass
@@ -28,7 +29,7 @@ class DataConfig:
     source: str | None = None  # Hub id, save_to_disk folder, parquet file(s) or image folder
     image_column: str | None = None
     label_column: str | None = None
-    n_bits: int = 8
+    n_bits: int | None = None  # None: the dataset's own (5 for CelebA-HQ, else 8)
     image_size: int | None = None
     batch_size: int = 64
     eval_batch_size: int | None = None
@@ -42,20 +43,11 @@ class DataConfig:
 
 
 @dataclass
-class ModelConfig:
-    architecture: str = "glow"  # glow | realnvp
-    levels: int = 3
-    steps: int = 32
-    hidden_channels: int = 512
-    coupling: str = "affine"  # additive | affine
-    affine_clamp: float = 0.0  # > 0: soft bound (-clamp, 0) on the affine log-scale; 0: reference
-    permutation: str = "invconv_lu"  # reverse | shuffle | invconv | invconv_lu
-    learn_top: bool = True
-    split_prior: bool = True
+class ModelConfig(FlowConfig):
+    """The flow (every :class:`~glow_lightning.flows.spec.FlowConfig` key) and how to train it."""
+
     conditional: bool = False  # class-conditional prior + auxiliary classifier (needs labels)
-    memory_saving: bool = False
-    compile: bool = False
-    net_dtype: str = "float32"  # float32 | bfloat16: coupling networks only (flow stays exact)
+    compile: bool = False  # torch.compile the flow for training (after the ActNorm data init)
 
 
 @dataclass
@@ -63,7 +55,8 @@ class OptimConfig:
     optimizer: str = "adamax"  # adamax | adam
     lr: float = 1e-3
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    weight_decay: float = 0.0
+    weight_decay: float = 0.0  # L2 on every parameter (Adam's weight_decay)
+    scale_l2: float = 0.0  # L2 on scale parameters only (RealNVP: 5e-5; flows.scale_parameters)
     warmup_steps: int = 200
     decay_steps: int = 0  # > 0: cosine decay of the learning rate to 0 at this step
     decay_fraction: float = 1.0  # the decay spans this last fraction of the steps after warmup
@@ -192,13 +185,21 @@ def load_config(overrides: list[str] | None = None) -> ExperimentConfig:
     files, dotlist = _split_selectors(list(overrides or []))
     if not files:
         files = [_experiment_file(DEFAULT_EXPERIMENT)]
+    return merge_config(*(_yaml(path) for path in files), dotlist=dotlist)
+
+
+def merge_config(*sources: Any, dotlist: list[str] | None = None) -> ExperimentConfig:
+    """The dataclass defaults ← each of ``sources`` (mappings, e.g. a loaded YAML file or a
+    checkpoint's stored config) ← ``dotlist`` overrides; typed and validated, with every problem
+    raised as one-line :class:`ConfigError`."""
+    dotlist = list(dotlist or [])
     bad = [d for d in dotlist if "=" not in d]
     if bad:
         raise ConfigError(f"override '{bad[0]}' is not of the form key=value (e.g. model.steps=16)")
     try:
         cfg = OmegaConf.structured(ExperimentConfig)
-        for path in files:
-            cfg = OmegaConf.merge(cfg, _yaml(path))
+        for source in sources:
+            cfg = OmegaConf.merge(cfg, source)
         cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(dotlist))
         obj = OmegaConf.to_object(cfg)
     except OmegaConfBaseException as err:
@@ -215,7 +216,8 @@ def _check(cond: bool, message: str) -> None:
 
 def validate(cfg: ExperimentConfig) -> None:
     """Range and choice checks that the type system cannot express."""
-    _check(1 <= cfg.data.n_bits <= 8, f"data.n_bits={cfg.data.n_bits} must be in 1..8")
+    _check(cfg.data.n_bits is None or 1 <= cfg.data.n_bits <= 8,
+           f"data.n_bits={cfg.data.n_bits} must be in 1..8 (or null: the dataset's own)")
     _check(cfg.data.batch_size >= 1, f"data.batch_size={cfg.data.batch_size} must be >= 1")
     _check(cfg.optim.optimizer in ("adamax", "adam"),
            f"optim.optimizer='{cfg.optim.optimizer}' must be one of adamax, adam")
@@ -225,6 +227,7 @@ def validate(cfg: ExperimentConfig) -> None:
     _check(0.0 < cfg.optim.decay_fraction <= 1.0,
            f"optim.decay_fraction={cfg.optim.decay_fraction} must be in (0, 1]")
     _check(cfg.optim.grad_clip >= 0, f"optim.grad_clip={cfg.optim.grad_clip} must be >= 0")
+    _check(cfg.optim.scale_l2 >= 0, f"optim.scale_l2={cfg.optim.scale_l2} must be >= 0")
     _check(cfg.optim.max_skipped_in_row >= 1,
            f"optim.max_skipped_in_row={cfg.optim.max_skipped_in_row} must be >= 1")
     _check(cfg.trainer.budget_minutes is None or cfg.trainer.budget_minutes > 0,

@@ -15,13 +15,7 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import Tensor
 
-from glow_lightning.config import ConfigError
-
 Reduce = Callable[[Tensor], Tensor]
-
-
-class TrainingDiverged(ConfigError):
-    """Training stopped after too many non-finite steps in a row (the fix is a config change)."""
 
 
 def grads_finite(parameters: Iterable[torch.nn.Parameter]) -> Tensor:

@@ -11,12 +11,10 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
-from glow_lightning.config import ConfigError, ExperimentConfig, validate
+from glow_lightning.config import ExperimentConfig, merge_config
 from glow_lightning.module import GlowModule
-from glow_lightning.ops import bins_to_float, postprocess
+from glow_lightning.ops import bin_centres, displayable
 from glow_lightning.safe_load import check_checkpoint
 
 
@@ -31,16 +29,7 @@ def load_module(ckpt: str | Path, map_location: str = "cpu") -> GlowModule:
 
 def experiment_of(module: GlowModule, overrides: list[str]) -> ExperimentConfig:
     """The experiment config stored in the checkpoint, with dotlist overrides applied."""
-    stored = module.hparams.get("experiment") or {}
-    try:
-        cfg = OmegaConf.merge(OmegaConf.structured(ExperimentConfig), stored,
-                              OmegaConf.from_dotlist(overrides))
-        obj = OmegaConf.to_object(cfg)
-    except OmegaConfBaseException as err:
-        raise ConfigError(f"config error: {str(err).splitlines()[0]}") from None
-    assert isinstance(obj, ExperimentConfig)
-    validate(obj)
-    return obj
+    return merge_config(module.hparams.get("experiment") or {}, dotlist=overrides)
 
 
 def test_checkpoint(ckpt: str, overrides: list[str]) -> float:
@@ -61,25 +50,22 @@ def sample_checkpoint(ckpt: str, n: int, temperature: float, out: str, seed: int
     gen = torch.Generator().manual_seed(seed)
     with module.sampling() as flow:
         x = flow.sample(n, temperature, generator=gen)
-    warn_nonfinite(x, f"sample ckpt={ckpt} temperature={temperature}")
-    finite = torch.isfinite(x)
-    images = postprocess(torch.where(finite, x, torch.zeros_like(x)), module.n_bits)
+    images, bad = displayable(x, module.n_bits)
+    warn_nonfinite(bad, x.numel(), f"sample ckpt={ckpt} temperature={temperature}")
     return save_png(out, make_grid(images, nrow=int(max(1, round(n**0.5)))))
 
 
-def warn_nonfinite(x: torch.Tensor, what: str) -> int:
-    """Print one warning line to stderr when ``x`` holds NaN or inf; returns their count."""
-    bad = int((~torch.isfinite(x)).sum())
+def warn_nonfinite(bad: int, total: int, what: str) -> None:
+    """Print one warning line to stderr when ``bad`` of ``total`` values were NaN or inf."""
     if bad:
-        print(f"warning: {what}: {bad} of {x.numel()} sample values were not finite (NaN or inf; "
+        print(f"warning: {what}: {bad} of {total} sample values were not finite (NaN or inf; "
               "drawn as 0, mid-grey); try a lower temperature or another checkpoint",
               file=sys.stderr)
-    return bad
 
 
 def interpolate_checkpoint(ckpt: str, pairs: int, steps: int, out: str,
                            overrides: list[str]) -> Path:
-    from glow_lightning.callbacks import interpolate_latents, make_grid, save_png
+    from glow_lightning.callbacks import interpolate_images, make_grid, save_png
     from glow_lightning.run import build_datamodule
 
     module = load_module(ckpt)
@@ -87,12 +73,8 @@ def interpolate_checkpoint(ckpt: str, pairs: int, steps: int, out: str,
     datamodule.prepare_data()
     datamodule.setup("test")
     bins, _ = datamodule.example_images(2 * pairs, split="test")
-    x = bins_to_float(bins, module.n_bits) + 0.5 / 2**module.n_bits
-    with module.sampling() as flow, torch.no_grad():
-        latents = flow.encode(x)
-        path = interpolate_latents([z[0::2] for z in latents], [z[1::2] for z in latents], steps)
-        decoded = flow.decode(path)
-    warn_nonfinite(decoded, f"interpolate ckpt={ckpt}")
-    decoded = torch.where(torch.isfinite(decoded), decoded, torch.zeros_like(decoded))
-    images = postprocess(decoded, module.n_bits)
+    with module.sampling() as flow:
+        decoded = interpolate_images(flow, bin_centres(bins, module.n_bits), steps)
+    images, bad = displayable(decoded, module.n_bits)
+    warn_nonfinite(bad, decoded.numel(), f"interpolate ckpt={ckpt}")
     return save_png(out, make_grid(images, nrow=steps))

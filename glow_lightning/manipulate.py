@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from glow_lightning.cli import register
-from glow_lightning.config import ConfigError
+from glow_lightning.cli import need_ckpt, parse_number, split_keys
+from glow_lightning.errors import ConfigError
 
 OWN = {"ckpt": "", "attribute": "1", "source": "", "strengths": "-1,0,1,2", "n": "8",
        "reference": "1000", "out": "manipulation.png"}
@@ -47,13 +47,6 @@ def parse_strengths(text: str) -> list[float]:
     return values
 
 
-def _int(key: str, text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise ConfigError(f"{key}={text!r} must be an integer") from None
-
-
 def manipulate_checkpoint(ckpt: str, attribute: str, source: int | None, strengths: list[float],
                           n: int, reference: int, out: str, overrides: list[str]) -> Path:
     """Encode labelled training images at bin centres, take the mean-latent difference, move
@@ -77,18 +70,12 @@ def manipulate_checkpoint(ckpt: str, attribute: str, source: int | None, strengt
 
 
 def cmd_manipulate(words: Sequence[str]) -> int:
-    from glow_lightning.cli import _need_ckpt, split_keys
-
     mine, rest = split_keys(words, OWN)
     opts = {**OWN, **mine}
-    source = _int("source", opts["source"]) if opts["source"] else None
-    path = manipulate_checkpoint(_need_ckpt(mine), opts["attribute"], source,
-                                 parse_strengths(opts["strengths"]), _int("n", opts["n"]),
-                                 _int("reference", opts["reference"]), opts["out"], rest)
+    source = parse_number("source", opts["source"]) if opts["source"] else None
+    path = manipulate_checkpoint(need_ckpt(mine), opts["attribute"], source,
+                                 parse_strengths(opts["strengths"]), parse_number("n", opts["n"]),
+                                 parse_number("reference", opts["reference"]), opts["out"], rest)
     print(f"wrote {path}")
     return 0
 
-
-register("manipulate", cmd_manipulate,
-         "attribute manipulation: ckpt=PATH attribute=<class or 0/1 label column> [source=<class>] "
-         "strengths=-1,0,1,2 n=8 out=FILE")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, cast
 
 import lightning as L
@@ -25,45 +25,58 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 from torchmetrics import MeanMetric
 
+from glow_lightning.config import OptimConfig
 from glow_lightning.ema import EMA
-from glow_lightning.flows import ActNorm, MultiScaleFlow, build_flow, data_init
+from glow_lightning.flows import (
+    FlowConfig,
+    MultiScaleFlow,
+    build_flow,
+    compile_flow,
+    data_init,
+    is_initialised,
+    scale_parameters,
+)
+from glow_lightning.flows.spec import replace
 from glow_lightning.guard import NonFiniteGuard
 from glow_lightning.ops import bins_to_float, bits_per_dim, dequantize
 from glow_lightning.rng import gather_rng_states, set_local_rng_state, step_noise
 
-DEFAULT_OPTIM: dict[str, Any] = dict(optimizer="adamax", lr=1e-3, betas=(0.9, 0.999), decay_steps=0,
-                                     decay_fraction=1.0, weight_decay=0.0, warmup_steps=200,
-                                     ema_decay=0.0, class_loss_weight=0.01, eval_noise_seed=0,
-                                     max_skipped_in_row=20)
 STAGES = ("train", "val", "test")
 STATE_KEY = "glow_lightning"  # checkpoint entry: batch counter, guard counts, per-rank RNG
+EVAL_NOISE_SEED = 0  # seeds the fixed per-image dequantisation noise of val and test
 
 
 class GlowModule(L.LightningModule):
-    """Train and evaluate a flow. ``model`` holds :func:`build_flow` keyword arguments
-    (``image_shape`` included), ``optim`` the optimiser settings (see ``DEFAULT_OPTIM``);
-    ``experiment`` (optional) is the resolved experiment config, kept in the checkpoint so that
-    ``glow-lightning test/sample/interpolate ckpt=...`` can rebuild the data module."""
+    """Train and evaluate a flow for images of ``image_shape`` (C, H, W). ``model`` holds
+    :class:`~glow_lightning.flows.spec.FlowConfig` fields (the rest keep their defaults),
+    ``optim`` :class:`~glow_lightning.config.OptimConfig` fields; ``num_classes > 0`` makes
+    the flow class-conditional; ``seed`` draws its fixed permutations and the training noise.
+    ``compile`` compiles the flow in place (:func:`~glow_lightning.flows.compile_flow`) once
+    ActNorm is initialised. ``experiment`` (optional) is the resolved experiment config, kept
+    in the checkpoint so that ``glow-lightning test/sample/interpolate ckpt=...`` can rebuild
+    the data module."""
 
-    _compiled: torch.nn.Module | None  # set outside the module tree, see __init__
-
-    def __init__(self, model: dict[str, Any], n_bits: int = 8, optim: dict[str, Any] | None = None,
-                 compile: bool = False, experiment: dict[str, Any] | None = None) -> None:
+    def __init__(self, image_shape: Sequence[int], model: dict[str, Any] | None = None,
+                 num_classes: int = 0, n_bits: int = 8, optim: dict[str, Any] | None = None,
+                 compile: bool = False, seed: int = 0,
+                 experiment: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.flow: MultiScaleFlow = build_flow(**model)
-        self.optim_cfg = {**DEFAULT_OPTIM, **(optim or {})}
+        self.flow_cfg: FlowConfig = replace(FlowConfig(), **(model or {}))
+        self.flow: MultiScaleFlow = build_flow(image_shape, self.flow_cfg,
+                                               num_classes=num_classes, seed=seed)
+        self.optim_cfg = OptimConfig(**(optim or {}))
         self.n_bits = n_bits
-        decay = float(self.optim_cfg["ema_decay"])
+        decay = self.optim_cfg.ema_decay
         self.ema = EMA(self.flow, decay) if decay > 0 else None
         self.metrics = torch.nn.ModuleDict({f"{s}_bpd": MeanMetric() for s in STAGES})
-        self.guard = NonFiniteGuard(int(self.optim_cfg["max_skipped_in_row"]))
-        self.noise_seed = int(model.get("seed", 0))
+        self.guard = NonFiniteGuard(self.optim_cfg.max_skipped_in_row)
+        self.noise_seed = seed
         self.train_batches = 0  # training batches seen, skipped ones included; seeds the noise
         self._pending_rng: Tensor | None = None
         object.__setattr__(self, "_init_done", False)
-        # Kept out of the module tree so checkpoints hold one copy of the weights.
-        object.__setattr__(self, "_compiled", torch.compile(self.flow) if compile else None)
+        if compile:
+            compile_flow(self.flow)  # in place: checkpoints keep one copy of the weights
 
     # ----------------------------------------------------------------- helpers
     @property
@@ -107,18 +120,16 @@ class GlowModule(L.LightningModule):
         of the number of processes."""
         if index is None:
             return None
-        seed = int(self.optim_cfg["eval_noise_seed"])
-        gens = [torch.Generator().manual_seed(seed * 1_000_003 + int(i)) for i in index]
+        gens = [torch.Generator().manual_seed(EVAL_NOISE_SEED * 1_000_003 + int(i))
+                for i in index]
         noise = torch.stack([torch.rand(bins.shape[1:], generator=g) for g in gens])
         return noise.to(device=bins.device, dtype=self.float_dtype)
 
     def needs_data_init(self) -> bool:
         if self._init_done:  # the buffers stay the source of truth; this only skips the scan
             return False
-        norms = [m for m in self.flow.modules() if isinstance(m, ActNorm)]
-        pending = any(not bool(m.initialized) for m in norms)
-        object.__setattr__(self, "_init_done", not pending)
-        return pending
+        object.__setattr__(self, "_init_done", is_initialised(self.flow))
+        return not self._init_done
 
     @torch.no_grad()
     def data_init(self, bins: Tensor) -> None:
@@ -141,8 +152,6 @@ class GlowModule(L.LightningModule):
         if self.needs_data_init():  # every rank reaches this in the same stage: reduce is matched
             self.data_init(bins)
         flow: torch.nn.Module = self.flow if stage == "train" else self.eval_flow()
-        if stage == "train" and self._compiled is not None:
-            flow = self._compiled
         noise = self._train_noise(bins) if stage == "train" else self._eval_noise(bins, index)
         out = flow(self.to_flow_input(bins, noise), y)
         bpd = bits_per_dim(out.log_prob, self.flow.num_dims, self.n_bits)
@@ -153,7 +162,7 @@ class GlowModule(L.LightningModule):
             acc = (out.logits.argmax(1) == y).float().mean()
             self.log_dict({f"{stage}/class_loss": ce, f"{stage}/accuracy": acc},
                           batch_size=bins.shape[0])
-            loss = loss + float(self.optim_cfg["class_loss_weight"]) * ce
+            loss = loss + self.optim_cfg.class_loss_weight * ce
         return loss
 
     def _update_bpd(self, stage: str, bpd: Tensor) -> None:
@@ -242,22 +251,34 @@ class GlowModule(L.LightningModule):
     # ----------------------------------------------------------------- optimisation
     def configure_optimizers(self) -> Any:
         cfg = self.optim_cfg
-        opt = make_optimizer(cfg, list(self.flow.parameters()))
-        schedule = Schedule(int(cfg["warmup_steps"]), int(cfg.get("decay_steps", 0)),
-                            float(cfg.get("decay_fraction", 1.0)))
+        opt = make_optimizer(cfg, self.flow)
+        schedule = Schedule(cfg.warmup_steps, cfg.decay_steps, cfg.decay_fraction)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
-def make_optimizer(cfg: dict[str, Any], params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+def parameter_groups(cfg: OptimConfig, flow: torch.nn.Module) -> list[dict[str, Any]]:
+    """One group with ``weight_decay``; with ``scale_l2 > 0`` the scale parameters
+    (:func:`~glow_lightning.flows.scale_parameters`) in a second group with that L2 instead."""
+    params = list(flow.parameters())
+    if not cfg.scale_l2:
+        return [{"params": params}]
+    scales = {id(p) for p in scale_parameters(flow)}
+    return [{"params": [p for p in params if id(p) not in scales]},
+            {"params": [p for p in params if id(p) in scales], "weight_decay": cfg.scale_l2}]
+
+
+def make_optimizer(cfg: OptimConfig, flow: torch.nn.Module) -> torch.optim.Optimizer:
     """Adam with the fused kernel (one op for all parameters: a flow has hundreds of small
     tensors, and the per-tensor loop costs more than the maths), Adamax with the multi-tensor
     (``foreach``) path. Same update rule as the plain implementations."""
-    kwargs = dict(lr=cfg["lr"], betas=tuple(cfg["betas"]), weight_decay=cfg["weight_decay"])
-    on_device = all(p.device.type in ("cpu", "cuda") for p in params)
-    if cfg["optimizer"] == "adam":
-        return torch.optim.Adam(params, fused=on_device or None, **kwargs)
-    return torch.optim.Adamax(params, foreach=True, **kwargs)
+    groups = parameter_groups(cfg, flow)
+    kwargs: dict[str, Any] = dict(lr=cfg.lr, betas=tuple(cfg.betas),
+                                  weight_decay=cfg.weight_decay)
+    on_device = all(p.device.type in ("cpu", "cuda") for p in flow.parameters())
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(groups, fused=on_device or None, **kwargs)
+    return torch.optim.Adamax(groups, foreach=True, **kwargs)
 
 
 class Schedule:

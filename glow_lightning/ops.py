@@ -51,6 +51,18 @@ def preprocess(x_uint8: Tensor, n_bits: int = 8) -> Tensor:
     return bins_to_float(reduce_bits(x_uint8, n_bits), n_bits)
 
 
+def bin_centres(bins: Tensor, n_bits: int = 8, like: Tensor | None = None) -> Tensor:
+    """Integer bins → flow space at the bin centres (deterministic dequantisation), on the
+    device and dtype of ``like`` when given.
+
+    >>> bin_centres(torch.tensor([0, 255])).tolist()
+    [-0.498046875, 0.498046875]
+    """
+    dtype = like.dtype if like is not None else None
+    x = bins_to_float(bins, n_bits, dtype=dtype) + 0.5 / 2**n_bits
+    return x.to(like.device) if like is not None else x
+
+
 def dequantize(x: Tensor, n_bits: int = 8, generator: torch.Generator | None = None) -> Tensor:
     """Add uniform noise ``u ~ U(0, 1/2^n)`` to preprocessed pixels; returns a new tensor."""
     check_n_bits(n_bits)
@@ -62,6 +74,19 @@ def postprocess(x: Tensor, n_bits: int = 8) -> Tensor:
     """Flow space → float image in [0, 1], rounded to the n-bit grid (for display)."""
     bins = torch.floor((x + 0.5) * 2**n_bits).clamp(0, 2**n_bits - 1)
     return bins / (2**n_bits - 1)
+
+
+def displayable(x: Tensor, n_bits: int = 8) -> tuple[Tensor, int]:
+    """Flow-space samples → (images in [0, 1] as :func:`postprocess` makes them, the number of
+    non-finite values, which are drawn as 0, mid-grey).
+
+    >>> images, bad = displayable(torch.tensor([0.0, float("nan")]), n_bits=1)
+    >>> images.tolist(), bad
+    ([1.0, 1.0], 1)
+    """
+    x = x.float()
+    finite = torch.isfinite(x)
+    return postprocess(torch.where(finite, x, torch.zeros_like(x)), n_bits), int((~finite).sum())
 
 
 def bits_per_dim(log_prob: Tensor, num_dims: int, n_bits: int = 8) -> Tensor:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
+from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 
 from glow_lightning.budget import TimeBudget
 from glow_lightning.checkpointing import (
@@ -28,11 +27,12 @@ from glow_lightning.checkpointing import (
     check_resumable,
     resolve_resume,
 )
-from glow_lightning.config import ConfigError, ExperimentConfig, to_dict, to_yaml
-from glow_lightning.flows import validate as validate_flow
-from glow_lightning.guard import TrainingDiverged
+from glow_lightning.config import ExperimentConfig, to_dict, to_yaml
+from glow_lightning.errors import ConfigError, DataError, TrainingDiverged
+from glow_lightning.flows import FlowConfig, check
 from glow_lightning.module import GlowModule
 from glow_lightning.safe_load import check_checkpoint
+from glow_lightning.wandb_run import finish, wandb_logger
 
 if TYPE_CHECKING:
     from glow_lightning.data import ImageDataModule
@@ -60,65 +60,44 @@ def build_datamodule(cfg: ExperimentConfig) -> ImageDataModule:
     kwargs = {k: v for k, v in dataclasses.asdict(cfg.data).items() if k != "name"}
     try:
         return build(cfg.data.name, **kwargs)
+    except DataError:
+        raise
     except ValueError as err:
-        if type(err).__name__ == "DataError":
-            raise
         raise ConfigError(f"config error in data: {err}") from None
 
 
-def check_model(cfg: ExperimentConfig, image_shape: tuple[int, ...]) -> None:
+def flow_fields(cfg: ExperimentConfig) -> dict[str, Any]:
+    """The :class:`~glow_lightning.flows.spec.FlowConfig` part of ``cfg.model`` as plain values
+    (what :class:`GlowModule` stores in its checkpoint)."""
+    names = {f.name for f in dataclasses.fields(FlowConfig)}
+    return {k: v for k, v in dataclasses.asdict(cfg.model).items() if k in names}
+
+
+def check_model(cfg: ExperimentConfig, image_shape: tuple[int, ...], num_classes: int = 0
+                ) -> None:
     """Model settings against the image shape, before any data is loaded (fail fast)."""
-    m = cfg.model
     try:
-        validate_flow(tuple(image_shape), m.levels, m.steps, m.hidden_channels, m.coupling,
-                      m.permutation, m.architecture, 0)
+        check(cfg.model, image_shape, num_classes)
     except ValueError as err:
         raise ConfigError(f"config error in model: {err}") from None
 
 
-def model_kwargs(cfg: ExperimentConfig, image_shape: tuple[int, ...], num_classes: int) -> dict:
-    m = cfg.model
-    if m.conditional and num_classes < 1:
+def build_module(cfg: ExperimentConfig, image_shape: tuple[int, ...], num_classes: int,
+                 n_bits: int) -> GlowModule:
+    """The LightningModule for ``cfg`` on images of ``image_shape`` with ``num_classes`` labels
+    (used when ``model.conditional``) at ``n_bits``."""
+    if cfg.model.conditional and num_classes < 1:
         raise ConfigError("config error: model.conditional=true needs a dataset with labels; "
                           "set data.label_column= or model.conditional=false")
-    return dict(image_shape=list(image_shape), levels=m.levels, steps=m.steps,
-                hidden_channels=m.hidden_channels, coupling=m.coupling,
-                permutation=m.permutation, learn_top=m.learn_top, split_prior=m.split_prior,
-                num_classes=num_classes if m.conditional else 0, architecture=m.architecture,
-                memory_saving=m.memory_saving, affine_clamp=m.affine_clamp, seed=cfg.seed,
-                net_dtype=m.net_dtype)
-
-
-def build_module(cfg: ExperimentConfig, image_shape: tuple[int, ...], num_classes: int
-                 ) -> GlowModule:
-    optim = {k: v for k, v in dataclasses.asdict(cfg.optim).items() if k != "grad_clip"}
-    try:
-        return GlowModule(model=model_kwargs(cfg, image_shape, num_classes), n_bits=cfg.data.n_bits,
-                          optim=optim, compile=cfg.model.compile, experiment=to_dict(cfg))
-    except ValueError as err:
-        if isinstance(err, ConfigError):
-            raise
-        raise ConfigError(f"config error in model: {err}") from None
-
-
-def _wandb_online_possible() -> bool:
-    if os.environ.get("WANDB_API_KEY"):
-        return True
-    netrc = Path.home() / ".netrc"
-    return netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore")
-
-
-def wandb_mode(cfg: ExperimentConfig) -> str:
-    """``auto``: the WANDB_MODE variable if set, else online only when an API key is configured."""
-    if cfg.logger.mode != "auto":
-        return cfg.logger.mode
-    return os.environ.get("WANDB_MODE") or ("online" if _wandb_online_possible() else "offline")
+    classes = num_classes if cfg.model.conditional else 0
+    check_model(cfg, image_shape, classes)
+    return GlowModule(list(image_shape), flow_fields(cfg), num_classes=classes, n_bits=n_bits,
+                      optim=dataclasses.asdict(cfg.optim), compile=cfg.model.compile,
+                      seed=cfg.seed, experiment=to_dict(cfg))
 
 
 def build_logger(cfg: ExperimentConfig, run_dir: Path, resume: str | None = None) -> Logger | bool:
-    """The configured logger. A W&B logger resuming from ``resume`` continues the W&B run that
-    wrote that checkpoint (same run id, ``resume="allow"``), so a resumed training shows as one
-    run on the dashboard, as W&B's resume convention has it."""
+    """The configured logger (W&B: :mod:`glow_lightning.wandb_run`)."""
     kind = cfg.logger.kind
     if kind == "none":
         return False
@@ -126,28 +105,7 @@ def build_logger(cfg: ExperimentConfig, run_dir: Path, resume: str | None = None
         return CSVLogger(save_dir=str(run_dir), name="csv")
     if kind == "tensorboard":
         return TensorBoardLogger(save_dir=str(run_dir), name="tensorboard")
-    mode = wandb_mode(cfg)
-    os.environ["WANDB_MODE"] = mode
-    upload = mode == "online" and cfg.logger.log_checkpoints
-    run_id = wandb_run_id(resume)
-    resumed: dict[str, Any] = {"id": run_id, "resume": "allow"} if run_id else {}
-    return WandbLogger(project=cfg.logger.project, group=cfg.logger.group, tags=cfg.logger.tags,
-                       name=run_dir.name, save_dir=str(run_dir), offline=mode != "online",
-                       log_model="all" if upload else False, config=to_dict(cfg), **resumed)
-
-
-WANDB_RUN_DIR = re.compile(r"^(?:offline-)?run-(\d{8}_\d{6})-([a-z0-9]+)$")
-
-
-def wandb_run_id(checkpoint: str | None) -> str | None:
-    """The id of the W&B run that wrote ``checkpoint`` (``<run_dir>/checkpoints/*.ckpt``): the
-    newest run folder W&B left in ``<run_dir>/wandb``. None for a fresh start or a run that
-    logged elsewhere."""
-    if not checkpoint:
-        return None
-    folder = Path(checkpoint).resolve().parent.parent / "wandb"
-    found = [m for p in folder.glob("*run-*") if (m := WANDB_RUN_DIR.match(p.name))]
-    return max(found, key=lambda m: m.group(1)).group(2) if found else None
+    return wandb_logger(cfg, run_dir, resume)
 
 
 def checkpoint_callback(cfg: ExperimentConfig, run_dir: Path) -> StepCheckpoint:
@@ -230,7 +188,7 @@ def train(cfg: ExperimentConfig, extra_callbacks: list[Callback] | None = None) 
     metrics. Raises :class:`TrainingDiverged` when too many non-finite steps came in a row."""
     run_dir, resume = prepare_run(cfg)
     datamodule = setup_data(cfg)
-    module = build_module(cfg, datamodule.image_shape, datamodule.num_classes)
+    module = build_module(cfg, datamodule.image_shape, datamodule.num_classes, datamodule.n_bits)
     if resume:
         check_resumable(resume, module)
     callbacks = [*experiment_callbacks(cfg, run_dir), *(extra_callbacks or [])]
@@ -239,20 +197,13 @@ def train(cfg: ExperimentConfig, extra_callbacks: list[Callback] | None = None) 
     trainer = build_trainer(cfg, run_dir, callbacks, build_logger(cfg, run_dir, resume))
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
     if module.guard.tripped:
-        _finish_wandb(trainer)
+        finish(trainer)
         raise TrainingDiverged(module.guard.message(trainer.global_step, checkpoints.last_path))
     results = trainer.test(module, datamodule=datamodule)
-    _finish_wandb(trainer)
+    finish(trainer)
     out: dict[str, Any] = dict(results[0]) if results else {}
     out["run_dir"] = str(run_dir)
     out["steps"] = trainer.global_step
     budget = [c for c in callbacks if isinstance(c, TimeBudget)]
     out["planned_steps"] = budget[0].planned if budget else None
     return out
-
-
-def _finish_wandb(trainer: L.Trainer) -> None:
-    if any(isinstance(lg, WandbLogger) for lg in trainer.loggers) and trainer.is_global_zero:
-        import wandb
-
-        wandb.finish()

@@ -15,11 +15,7 @@ from typing import Any
 
 import torch
 
-from glow_lightning.config import ConfigError
-
-
-class CheckpointRefused(ConfigError):
-    """A checkpoint that is missing, unreadable, or carries pickled objects beyond plain data."""
+from glow_lightning.errors import CheckpointRefused
 
 
 def _refused(path: str | Path, unsafe: list[str]) -> CheckpointRefused:

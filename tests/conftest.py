@@ -25,7 +25,7 @@ def _seed_and_one_thread():
 @pytest.fixture(scope="session")
 def digits_cache(tmp_path_factory):
     """A session-wide cache folder holding the embedded digits as a ``save_to_disk`` dataset."""
-    from glow_lightning.data.digits import build_digits_cache
+    from glow_lightning.data.benchmarks import build_digits_cache
 
     root = tmp_path_factory.mktemp("glow_cache")
     build_digits_cache(str(root))

@@ -18,7 +18,8 @@ from glow_lightning.ablation import Budget, build_grid, load_spec, select, sweep
 from glow_lightning.ablation.history import read_history, write_history
 from glow_lightning.ablation.plot import mean_curve, smooth
 from glow_lightning.ablation.report import markdown_table, summarise
-from glow_lightning.config import ConfigError, load_config
+from glow_lightning.config import load_config
+from glow_lightning.errors import ConfigError
 from tests.wandb_reader import (
     WANDB_ENV_DIRS,
     find_run_dirs,

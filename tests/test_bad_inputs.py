@@ -9,7 +9,7 @@ import lightning  # noqa: F401 - bind Lightning's log handler to the session's s
 import pytest
 
 from glow_lightning.cli import main
-from tests.test_data_helpers import pixels, save_disk, save_image_folder, table
+from tests.data_helpers import pixels, save_disk, save_image_folder, table
 
 
 def _train_fails(capsys, *words: str) -> str:
@@ -114,7 +114,7 @@ def test_resume_from_a_checkpoint_of_another_model(tmp_path, digits_cache, capsy
 
     from glow_lightning.module import GlowModule
 
-    other = GlowModule(model=dict(image_shape=[1, 32, 32], levels=2, steps=1, hidden_channels=16))
+    other = GlowModule([1, 32, 32], dict(levels=2, steps=1, hidden_channels=16))
     path = tmp_path / "other.ckpt"
     torch.save({"state_dict": other.state_dict(), "hyper_parameters": dict(other.hparams)}, path)
     err = _train_fails(capsys, f"resume={path}", f"data.cache_dir={digits_cache}",

@@ -12,7 +12,7 @@ from glow_lightning.budget import TimeBudget
 from glow_lightning.data import build_datamodule
 from glow_lightning.module import GlowModule, lr_factor
 
-MODEL = dict(image_shape=(1, 32, 32), levels=2, steps=1, hidden_channels=8)
+SHAPE, MODEL = (1, 32, 32), dict(levels=2, steps=1, hidden_channels=8)
 OPTIM = dict(optimizer="adam", lr=1e-3, warmup_steps=2, decay_steps=1000)
 
 
@@ -32,7 +32,7 @@ class StepClock:
 def _fit(tmp_path, digits_cache, monkeypatch, minutes, seconds_per_step, **kw):
     clock = StepClock(seconds_per_step)
     monkeypatch.setattr(budget_mod.time, "monotonic", clock)
-    module = GlowModule(model=MODEL, optim=OPTIM)
+    module = GlowModule(SHAPE, MODEL, optim=OPTIM)
     budget = TimeBudget(minutes, first_plan=4, every=5, margin=0.0)
     trainer = L.Trainer(accelerator="cpu", max_steps=kw.pop("max_steps", 500), logger=False,
                         enable_checkpointing=False, enable_progress_bar=False,
@@ -93,7 +93,7 @@ class FinalStep(L.Callback):
 def test_ddp_ranks_share_one_plan(tmp_path, digits_cache, monkeypatch):
     clock = RankClock(1.0)
     monkeypatch.setattr(budget_mod.time, "monotonic", clock)
-    module = GlowModule(model=MODEL, optim=OPTIM)
+    module = GlowModule(SHAPE, MODEL, optim=OPTIM)
     strategy = DDPStrategy(start_method="fork", timeout=timedelta(seconds=60))
     trainer = L.Trainer(accelerator="cpu", devices=2, strategy=strategy, max_steps=500,
                         logger=False, enable_checkpointing=False, enable_progress_bar=False,

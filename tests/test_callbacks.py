@@ -12,10 +12,10 @@ import pytest
 import torch
 import wandb
 from glow_lightning.callbacks import (
+    BpdSummary,
     Interpolations,
     ReconstructionCheck,
     SampleGrid,
-    TestBitsPerDim,
     build_callbacks,
     make_grid,
 )
@@ -74,7 +74,7 @@ class TinyImages(L.LightningDataModule):
 
 
 def tiny_module() -> GlowModule:
-    return GlowModule(model=dict(image_shape=SHAPE, levels=2, steps=1, hidden_channels=8))
+    return GlowModule(SHAPE, dict(levels=2, steps=1, hidden_channels=8))
 
 
 def trainer(root: Path, logger, callbacks, **overrides) -> L.Trainer:
@@ -225,7 +225,7 @@ def test_train_bpd_is_logged_per_step_and_per_epoch(run):
 def test_pngs_without_wandb(tmp_path):
     module, data = tiny_module(), TinyImages()
     callbacks = [SampleGrid(temperatures=(0.5,), num_samples=6, every_n_epochs=1),
-                 Interpolations(pairs=1, steps=3), TestBitsPerDim()]
+                 Interpolations(pairs=1, steps=3), BpdSummary()]
     t = trainer(tmp_path, CSVLogger(tmp_path), callbacks, max_epochs=2)
     t.fit(module, datamodule=data)
     t.test(module, datamodule=data, verbose=False)
@@ -252,7 +252,7 @@ def test_under_ddp_media_once_and_counts_over_ranks(tmp_path):
     """Two CPU processes: media and the json from rank zero only, no collective mismatch."""
     module, data = tiny_module(), TinyImages()
     callbacks = [SampleGrid(temperatures=(1.0,), num_samples=4), Interpolations(pairs=1, steps=3),
-                 ReconstructionCheck(num_images=4), TestBitsPerDim()]
+                 ReconstructionCheck(num_images=4), BpdSummary()]
     strategy = DDPStrategy(start_method="fork", timeout=timedelta(seconds=60))
     t = trainer(tmp_path, CSVLogger(tmp_path), callbacks, devices=2, strategy=strategy)
     t.fit(module, datamodule=data)

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 from glow_lightning.callbacks import (
+    BpdSummary,
     Interpolations,
     ReconstructionCheck,
     SampleGrid,
-    TestBitsPerDim,
     build_callbacks,
     interpolate_latents,
     make_grid,
@@ -93,13 +93,13 @@ def test_build_callbacks_follows_config():
                          interpolation_steps=5, every_n_epochs=3, seed=7)
     cbs = build_callbacks(cfg)
     assert [type(c) for c in cbs] == [SampleGrid, Interpolations, ReconstructionCheck,
-                                      TestBitsPerDim]
+                                      BpdSummary]
     samples, interp = cbs[0], cbs[1]
     assert samples.temperatures == (0.0, 0.6) and samples.num_samples == 9
     assert samples.seed == 7 and samples.every_n_epochs == 3 and samples.nrow == 3
     assert (interp.pairs, interp.steps, interp.every_n_epochs) == (2, 5, 3)
     cfg.enabled = False
-    assert [type(c) for c in build_callbacks(cfg)] == [TestBitsPerDim]
+    assert [type(c) for c in build_callbacks(cfg)] == [BpdSummary]
 
 
 def test_bad_arguments_are_refused():

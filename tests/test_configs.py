@@ -6,7 +6,7 @@ import torch
 from glow_lightning.ablation.spec import ablation_names, load_spec
 from glow_lightning.config import configs_root, experiment_names, load_config
 from glow_lightning.flows import build_flow
-from glow_lightning.run import build_datamodule, model_kwargs
+from glow_lightning.run import build_datamodule
 from tests.test_paper_configs import PAPER
 
 OTHER_EXPERIMENTS = [n for n in experiment_names() if n not in PAPER]  # PAPER: built there
@@ -17,7 +17,7 @@ def _build(words):
     shape = build_datamodule(cfg).image_shape  # known at construction: no data is read
     classes = 10 if cfg.model.conditional else 0
     with torch.device("meta"):
-        flow = build_flow(**model_kwargs(cfg, shape, classes))
+        flow = build_flow(shape, cfg.model, num_classes=classes, seed=cfg.seed)
     return cfg, sum(p.numel() for p in flow.parameters())
 
 

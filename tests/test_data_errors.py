@@ -14,7 +14,7 @@ from glow_lightning.data import (
     LSUNTowerDataModule,
     MNISTDataModule,
 )
-from tests.test_data_helpers import (
+from tests.data_helpers import (
     pixels,
     save_disk,
     save_image_folder,

@@ -19,7 +19,7 @@ from glow_lightning.data import (
     MNISTDataModule,
     build_datamodule,
 )
-from tests.test_data_helpers import (
+from tests.data_helpers import (
     drain,
     pixels,
     save_disk,

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from glow_lightning.data import MNISTDataModule, ShardedEvalSampler, ShardedShuffleSampler
-from tests.test_data_helpers import pixels, save_disk
+from tests.data_helpers import pixels, save_disk
 
 
 @pytest.mark.parametrize("n", [7, 8, 1])

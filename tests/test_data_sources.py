@@ -6,7 +6,7 @@ import pytest
 
 from glow_lightning.data import CIFAR10DataModule, MNISTDataModule
 from glow_lightning.data.sources import load_source, pick_splits, source_kind, split_off_test
-from tests.test_data_helpers import (
+from tests.data_helpers import (
     pixels,
     save_disk,
     save_image_folder,

@@ -6,11 +6,13 @@ import torch.nn.functional as F
 
 from glow_lightning.flows import (
     ActNorm,
-    AdditiveCoupling,
-    AffineCoupling,
+    CheckerboardMask,
+    FlowConfig,
     build_flow,
     compile_flow,
     fused,
+    glow_coupling,
+    realnvp_coupling,
 )
 from glow_lightning.flows.compile import is_compiled
 from glow_lightning.flows.nets import ConvActNorm, ZeroConv2d
@@ -59,15 +61,32 @@ def test_squeeze_is_channels_last_and_matches_the_reference_reshape():
     assert torch.equal(unsqueeze(out), x) and torch.equal(unsqueeze(ref), x)
 
 
-def test_coupling_rebuild_reconstructs_the_input_and_the_forward():
-    for cls in (AdditiveCoupling, AffineCoupling):
-        layer = randomize(cls(6, 8).double(), 0.1)
-        x = torch.randn(2, 6, 4, 4, dtype=torch.float64)
-        z, logdet = layer(x)
-        (x1, x2), (z_again, logdet_again) = layer.rebuild(z)
-        assert torch.allclose(torch.cat([x1, x2], 1), x, atol=1e-12)
-        assert torch.allclose(z_again, z, atol=1e-12) and torch.allclose(logdet_again, logdet)
-        assert x1.requires_grad and x2.requires_grad and z_again.requires_grad
+COUPLINGS = {
+    "additive": lambda: glow_coupling(6, FlowConfig(hidden_channels=8, coupling="additive")),
+    "affine": lambda: glow_coupling(6, FlowConfig(hidden_channels=8)),
+    "checkerboard": lambda: realnvp_coupling(CheckerboardMask(6, 4, 4, 1), 8, FlowConfig()),
+}
+
+
+@pytest.mark.parametrize("name", sorted(COUPLINGS))
+def test_coupling_rebuild_reconstructs_the_input_and_the_forward(name):
+    layer = randomize(COUPLINGS[name]().double(), 0.1)
+    x = torch.randn(2, 6, 4, 4, dtype=torch.float64)
+    z, logdet = layer(x)
+    rebuilt = layer.rebuild(z)
+    a, b = rebuilt.leaves
+    assert torch.allclose(rebuilt.join(a, b), x, atol=1e-12)
+    assert torch.allclose(rebuilt.z, z, atol=1e-12) and torch.allclose(rebuilt.logdet, logdet)
+    assert a.requires_grad and b.requires_grad and rebuilt.z.requires_grad
+
+
+def test_coupling_rebuild_evaluates_the_net_once():
+    layer = randomize(glow_coupling(6, FlowConfig(hidden_channels=8)).double(), 0.1)
+    z, _ = layer(torch.randn(2, 6, 4, 4, dtype=torch.float64))
+    calls = []
+    layer.net.register_forward_hook(lambda *args: calls.append(1))
+    layer.rebuild(z)
+    assert len(calls) == 1
 
 
 def test_memory_saving_gradients_equal_standard_for_additive_coupling():
@@ -153,12 +172,12 @@ def test_compile_flow_waits_for_the_actnorm_data_init():
 
 
 def test_in_place_relu_leaves_gradients_equal_to_out_of_place():
-    layer = randomize(AffineCoupling(4, 8).double(), 0.1)
+    layer = randomize(glow_coupling(4, FlowConfig(hidden_channels=8)).double(), 0.1)
     x = torch.randn(2, 4, 4, 4, dtype=torch.float64, requires_grad=True)
     net = layer.net
     h = net.out(F.relu(net.conv2(F.relu(net.conv1(x[:, :2])))))
     (g_ref,) = torch.autograd.grad(h.square().sum(), x)
-    (g,) = torch.autograd.grad(net(x[:, :2]).square().sum(), x)
+    (g,) = torch.autograd.grad(sum(p.square().sum() for p in net(x[:, :2])), x)
     assert torch.allclose(g, g_ref, atol=1e-12)
 
 

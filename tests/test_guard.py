@@ -74,7 +74,7 @@ def _loader(n: int = 48, batch_size: int = 8) -> DataLoader:
 
 def _fit(tmp_path: Path, max_steps: int, cls=GlowModule, callbacks=(), **kw):
     torch.manual_seed(0)
-    module = cls(model=dict(image_shape=SHAPE, levels=2, steps=1, hidden_channels=8),
+    module = cls(SHAPE, dict(levels=2, steps=1, hidden_channels=8),
                  optim=dict(optimizer="adam", lr=1e-2, warmup_steps=1, ema_decay=0.5,
                             max_skipped_in_row=3))
     for key, value in kw.items():
@@ -178,7 +178,7 @@ def test_ddp_ranks_skip_together_when_one_rank_is_poisoned(tmp_path, poison):
     """A NaN input spreads to every rank through the gradient all-reduce; a NaN loss with finite
     gradients does not, so only the all-reduced decision keeps the ranks together."""
     torch.manual_seed(0)
-    module = Poisoned(model=dict(image_shape=SHAPE, levels=2, steps=1, hidden_channels=8),
+    module = Poisoned(SHAPE, dict(levels=2, steps=1, hidden_channels=8),
                       optim=dict(lr=1e-2, warmup_steps=1))
     setattr(module, poison, frozenset({1}))
     module.poison_rank = 1
@@ -196,7 +196,7 @@ def test_ddp_ranks_skip_together_when_one_rank_is_poisoned(tmp_path, poison):
 
 def _broken_checkpoint(tmp_path: Path) -> Path:
     """A checkpoint whose ActNorm scales overflow when sampling (exp(300) is inf in float32)."""
-    module = GlowModule(model=dict(image_shape=SHAPE, levels=2, steps=1, hidden_channels=8))
+    module = GlowModule(SHAPE, dict(levels=2, steps=1, hidden_channels=8))
     module.data_init(next(iter(_loader()))[0])
     with torch.no_grad():
         for name, param in module.flow.named_parameters():

@@ -1,42 +1,71 @@
 """Every flow layer: exact inverse, log-det against the brute-force Jacobian, gradients (float64).
 """
 
+import dataclasses
+
 import pytest
 import torch
 
 from glow_lightning.flows import (
     ActNorm,
-    AdditiveCoupling,
-    AffineCoupling,
-    ChannelCoupling,
-    CheckerboardCoupling,
+    BatchNormFlow,
+    ChannelMask,
+    CheckerboardMask,
+    FlowConfig,
     FlowSequence,
+    GlowStep,
     InvConv1x1,
     InvConv1x1LU,
+    Logit,
     Reverse,
     Shuffle,
     Squeeze,
+    glow_coupling,
+    realnvp_coupling,
 )
+from glow_lightning.flows.spec import RealNVPConfig
 from tests.flow_utils import brute_logdet, randomize
 
 SHAPE = (2, 4, 8, 8)
+GLOW = FlowConfig(hidden_channels=8)
+# RealNVP's nets in eval mode: batch norm inside them then uses running statistics, so each
+# sample's transform depends on that sample only (what a per-sample Jacobian requires)
+RNVP = FlowConfig(hidden_channels=8, realnvp=RealNVPConfig(blocks=2))
+
+
+def glow(**fields):
+    return glow_coupling(4, dataclasses.replace(GLOW, **fields))
+
+
+def rnvp(mask, **fields):
+    return realnvp_coupling(mask, 8, dataclasses.replace(RNVP, **fields)).eval()
+
 
 LAYERS = {
     "actnorm": lambda: ActNorm(4),
+    "batchnorm_eval": lambda: BatchNormFlow(4).eval(),
+    "logit": lambda: Logit(0.05),
     "reverse": lambda: Reverse(4),
     "shuffle": lambda: Shuffle(4),
     "invconv": lambda: InvConv1x1(4),
     "invconv_lu": lambda: InvConv1x1LU(4),
-    "additive": lambda: AdditiveCoupling(4, 8),
-    "affine": lambda: AffineCoupling(4, 8),
-    "affine_clamped": lambda: AffineCoupling(4, 8, clamp=0.5),
-    "checkerboard0": lambda: CheckerboardCoupling(4, 8, 8, 0, 8),
-    "checkerboard1": lambda: CheckerboardCoupling(4, 8, 8, 1, 8),
-    "channel": lambda: ChannelCoupling(4, False, 8),
-    "channel_flip": lambda: ChannelCoupling(4, True, 8),
+    "additive": lambda: glow(coupling="additive"),
+    "affine": lambda: glow(),
+    "affine_clamped": lambda: glow(affine_clamp=0.5),
+    "affine_softclamp": lambda: glow(scale_fn="softclamp", affine_clamp=2.0),
+    "affine_tanh": lambda: glow(scale_fn="tanh"),
+    "affine_no_net_actnorm": lambda: glow(net_actnorm=False),
+    "checkerboard0": lambda: rnvp(CheckerboardMask(4, 8, 8, 0)),
+    "checkerboard1": lambda: rnvp(CheckerboardMask(4, 8, 8, 1)),
+    "channel": lambda: rnvp(ChannelMask(4, False)),
+    "channel_flip": lambda: rnvp(ChannelMask(4, True)),
+    "channel_plain_nets": lambda: rnvp(ChannelMask(4), realnvp=RealNVPConfig(
+        blocks=1, weight_norm=False, batch_norm=False)),
     "squeeze": lambda: Squeeze(),
-    "sequence": lambda: FlowSequence([ActNorm(4), InvConv1x1LU(4), AffineCoupling(4, 8),
-                                      Squeeze(), AdditiveCoupling(16, 8)]),
+    "glow_step": lambda: GlowStep(ActNorm(4), InvConv1x1LU(4), glow()),
+    "sequence": lambda: FlowSequence([ActNorm(4), InvConv1x1LU(4), glow(),
+                                      Squeeze(), glow_coupling(16, dataclasses.replace(
+                                          GLOW, coupling="additive"))]),
 }
 
 
@@ -46,28 +75,34 @@ def layer(request):
     return randomize(LAYERS[request.param]().double(), scale=0.1)
 
 
-def test_round_trip_exact(layer):
+def inputs(layer):
+    """Standard normal inputs; pixels in [-1/2, 1/2) for the logit layer."""
     x = torch.randn(SHAPE, dtype=torch.float64)
+    return torch.rand(SHAPE, dtype=torch.float64) - 0.5 if isinstance(layer, Logit) else x
+
+
+def test_round_trip_exact(layer):
+    x = inputs(layer)
     z, logdet = layer(x)
     assert logdet.shape == (SHAPE[0],)
     assert torch.allclose(layer.inverse(z), x, atol=1e-10, rtol=0)
 
 
 def test_logdet_matches_brute_force_jacobian(layer):
-    x = torch.randn(SHAPE, dtype=torch.float64)
+    x = inputs(layer)
     _, logdet = layer(x)
     expected = brute_logdet(lambda v: layer(v)[0], x)
     assert torch.allclose(logdet, expected, atol=1e-8, rtol=0), (logdet, expected)
 
 
 def test_inverse_after_forward_has_zero_logdet(layer):
-    x = torch.randn(SHAPE, dtype=torch.float64)
+    x = inputs(layer)
     ld = brute_logdet(lambda v: layer.inverse(layer(v)[0]), x)
     assert torch.allclose(ld, torch.zeros_like(ld), atol=1e-8)
 
 
 def test_every_parameter_gets_a_gradient(layer):
-    x = torch.randn(SHAPE, dtype=torch.float64, requires_grad=True)
+    x = inputs(layer).requires_grad_(True)
     z, logdet = layer(x)
     (z.square().sum() - logdet.sum()).backward()
     assert x.grad is not None and torch.isfinite(x.grad).all()
@@ -134,12 +169,12 @@ def test_clamped_affine_bounds_the_scale_and_stays_exact():
     """With large net outputs the reference scale reaches ~0; the clamped one stays above
     exp(-clamp), and the layer is still exactly invertible with an exact log-det there."""
     torch.manual_seed(0)
-    layer = randomize(AffineCoupling(4, 8, clamp=1.0).double(), scale=0.3)
+    layer = randomize(glow(affine_clamp=1.0).double(), scale=0.3)
     x = torch.randn(SHAPE, dtype=torch.float64)
-    _, logscale = layer._params(layer._split(x)[0])
-    reference = AffineCoupling(4, 8).double()
+    _, logscale = layer._params(layer.mask.split(x)[0])
+    reference = glow().double()
     reference.load_state_dict(layer.state_dict())
-    _, ref_logscale = reference._params(reference._split(x)[0])
+    _, ref_logscale = reference._params(reference.mask.split(x)[0])
     assert ref_logscale.min() < -3 and logscale.min() >= -1.0
     z, logdet = layer(x)
     assert torch.allclose(layer.inverse(z), x, atol=1e-10, rtol=0)

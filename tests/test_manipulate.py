@@ -8,7 +8,8 @@ from glow_lightning.callbacks import AttributeManipulation, apply_direction, att
 from glow_lightning.callbacks.manipulation import bin_centres, group_masks, pick_images
 from PIL import Image
 
-from glow_lightning.config import ConfigError, load_config
+from glow_lightning.config import load_config
+from glow_lightning.errors import ConfigError
 from glow_lightning.inference import load_module
 from glow_lightning.manipulate import manipulate_checkpoint, parse_attribute, parse_strengths
 from glow_lightning.ops import postprocess

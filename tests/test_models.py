@@ -15,8 +15,13 @@ VARIANTS = {
     "glow_additive_invconv": dict(coupling="additive", permutation="invconv"),
     "glow_affine_shuffle_cond": dict(coupling="affine", permutation="shuffle", num_classes=3),
     "glow_additive_reverse": dict(coupling="additive", permutation="reverse", learn_top=False),
-    "realnvp": dict(architecture="realnvp", steps=1),
+    # the paper's RealNVP (batch norm in the nets and after every coupling, logit
+    # preprocessing), evaluated in eval mode: running statistics make it one fixed bijection
+    "realnvp": dict(architecture="realnvp", steps=1, realnvp=dict(blocks=1)),
+    "realnvp_actnorm": dict(architecture="realnvp", steps=1, realnvp=dict(
+        blocks=1, flow_norm="actnorm", batch_norm=False, logit_alpha=0.0)),
 }
+BATCH_STATISTICS = {"realnvp"}  # train mode normalises with the batch's statistics
 
 
 @pytest.fixture(params=sorted(VARIANTS))
@@ -25,7 +30,21 @@ def model(request):
     spec = {**SMALL, **VARIANTS[request.param]}
     m = randomize(build_flow(**spec).double(), scale=0.05)
     m.spec = spec
+    m.batch_statistics = request.param in BATCH_STATISTICS
+    if m.batch_statistics:
+        randomize_running_statistics(m)
+        m.eval()
     return m
+
+
+@torch.no_grad()
+def randomize_running_statistics(model, seed=2):
+    gen = torch.Generator().manual_seed(seed)
+    for name, buf in model.named_buffers():
+        if name.endswith("running_mean"):
+            buf.copy_(torch.randn(buf.shape, generator=gen, dtype=buf.dtype) * 0.3)
+        elif name.endswith("running_var"):
+            buf.copy_(torch.rand(buf.shape, generator=gen, dtype=buf.dtype) + 0.5)
 
 
 def test_decode_encode_exact(model):
@@ -60,6 +79,8 @@ def test_every_parameter_receives_gradient(model):
 
 
 def test_train_and_eval_log_prob_agree(model):
+    if model.batch_statistics:  # by design: tests/test_realnvp.py checks its two modes
+        return
     x = torch.rand(3, 4, 8, 8, dtype=torch.float64) - 0.5
     train_lp = model.train().log_prob(x)
     eval_lp = model.eval().log_prob(x)
@@ -72,9 +93,10 @@ def test_state_dict_round_trip_keeps_actnorm(model):
     torch.save(model.state_dict(), buf)
     buf.seek(0)
     torch.manual_seed(123)  # a different random init, to be overwritten entirely
-    rebuilt = build_flow(**model.spec).double()
+    rebuilt = build_flow(**model.spec).double().train(model.training)
     rebuilt.load_state_dict(torch.load(buf, weights_only=True))
-    assert torch.equal(rebuilt.log_prob(x * 3), model.log_prob(x * 3))  # no ActNorm re-init
+    probe = x if model.spec.get("architecture") == "realnvp" else x * 3  # logit: in [-½, ½]
+    assert torch.equal(rebuilt.log_prob(probe), model.log_prob(probe))  # no ActNorm re-init
 
 
 def test_sampling_any_n_and_temperature_zero_is_the_mode(model):
@@ -125,6 +147,11 @@ def test_paper_cifar10_parameter_count():
     (dict(levels=0), "levels must be a positive integer"),
     (dict(image_shape=(3, 32)), "image_shape must be (C, H, W)"),
     (dict(affine_clamp=-1.0), "affine_clamp must be a number >= 0"),
+    (dict(scale_fn="exp"), "scale_fn='exp' is not supported; allowed values: sigmoid"),
+    (dict(scale_fn="softclamp"), "scale_fn=softclamp needs affine_clamp > 0"),
+    (dict(realnvp=dict(flow_norm="layernorm")), "realnvp.flow_norm='layernorm' is not"),
+    (dict(realnvp=dict(logit_alpha=0.5)), "realnvp.logit_alpha must be a number in [0, 0.5)"),
+    (dict(stepz=3), "unknown flow setting(s) stepz"),
 ])
 def test_bad_construction_raises_value_error(kwargs, needle):
     with pytest.raises(ValueError) as err:

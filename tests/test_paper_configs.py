@@ -1,12 +1,12 @@
 """Every paper experiment config loads and builds its model (on the meta device: shapes only, no
-memory), through the same functions the runner uses (``run.model_kwargs`` + ``build_flow``)."""
+memory), as the runner builds it (``build_flow`` on the experiment's ``model`` section)."""
 
 import pytest
 import torch
 
 from glow_lightning.config import experiment_names, load_config
 from glow_lightning.flows import build_flow
-from glow_lightning.run import build_datamodule, model_kwargs
+from glow_lightning.run import build_datamodule
 
 PAPER_BPD = {
     "cifar10_glow": 3.35, "imagenet32_glow": 4.09, "imagenet64_glow": 3.81,
@@ -32,7 +32,7 @@ def test_paper_config_builds_its_model(name):
     assert shape == IMAGE_SHAPES[cfg.data.name]
     classes = 10 if cfg.model.conditional else 0  # CIFAR-10's classes, without loading labels
     with torch.device("meta"):
-        flow = build_flow(**model_kwargs(cfg, shape, classes))
+        flow = build_flow(shape, cfg.model, num_classes=classes, seed=cfg.seed)
     params = sum(p.numel() for p in flow.parameters())
     print(f"{name}: {cfg.model.architecture} L={cfg.model.levels} K={cfg.model.steps} "
           f"width={cfg.model.hidden_channels} {tuple(shape)} -> {params / 1e6:.2f}M parameters")

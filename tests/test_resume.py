@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from glow_lightning.checkpointing import AtomicCheckpointIO, atomic_save, resolve_resume
-from glow_lightning.config import ConfigError, load_config
+from glow_lightning.config import load_config
+from glow_lightning.errors import ConfigError
 from glow_lightning.rng import local_rng_state, set_local_rng_state, step_seed
 from glow_lightning.safe_load import unsafe_globals
 from tests import resume_driver

@@ -16,7 +16,7 @@ from glow_lightning.inference import load_module
 from glow_lightning.module import GlowModule
 from glow_lightning.safe_load import CheckpointRefused, check_checkpoint, unsafe_globals
 
-MODEL = dict(image_shape=[1, 8, 8], levels=2, steps=1, hidden_channels=8)
+SHAPE, MODEL = [1, 8, 8], dict(levels=2, steps=1, hidden_channels=8)
 
 
 class Payload:
@@ -30,7 +30,7 @@ class Payload:
 
 
 def _checkpoint_dict() -> dict:
-    module = GlowModule(model=MODEL)
+    module = GlowModule(SHAPE, MODEL)
     return {"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams),
             "pytorch-lightning_version": L.__version__}
 
@@ -91,7 +91,7 @@ def test_lightning_resume_path_is_weights_only_even_when_asked_otherwise(evil, t
                         enable_progress_bar=False, enable_checkpointing=False,
                         plugins=[AtomicCheckpointIO()], default_root_dir=tmp_path)
     with pytest.raises(CheckpointRefused):
-        trainer.fit(GlowModule(model=MODEL), train_dataloaders=loader, ckpt_path=path,
+        trainer.fit(GlowModule(SHAPE, MODEL), train_dataloaders=loader, ckpt_path=path,
                     weights_only=False)
     assert not marker.exists()
 

@@ -11,7 +11,7 @@ from lightning.pytorch.strategies import DDPStrategy
 from glow_lightning.data import build_datamodule
 from glow_lightning.module import GlowModule
 
-MODEL = dict(image_shape=(1, 32, 32), levels=2, steps=1, hidden_channels=8)
+SHAPE, MODEL = (1, 32, 32), dict(levels=2, steps=1, hidden_channels=8)
 N_TEST = 31  # not divisible by the number of processes
 
 
@@ -53,7 +53,7 @@ def _ddp_trainer(tmp_path, callbacks=(), **kw):
 
 def test_ddp_actnorm_init_identical_and_equal_to_union_init(tmp_path, digits_cache):
     torch.manual_seed(0)
-    module = CentreNoise(model=MODEL)
+    module = CentreNoise(SHAPE, MODEL)
     trainer = _ddp_trainer(tmp_path, [Capture(tmp_path)], max_steps=1, limit_val_batches=0)
     trainer.fit(module, datamodule=_digits(digits_cache))
     states = [torch.load(tmp_path / f"state{r}.pt", weights_only=True) for r in (0, 1)]
@@ -62,7 +62,7 @@ def test_ddp_actnorm_init_identical_and_equal_to_union_init(tmp_path, digits_cac
     for key in states[0]:
         assert torch.equal(states[0][key], states[1][key]), key
     torch.manual_seed(0)
-    single = CentreNoise(model=MODEL)
+    single = CentreNoise(SHAPE, MODEL)
     single.data_init(torch.cat(bins))
     reference = single.flow.state_dict()
     names = [k for k in reference if ".bias" in k or ".logs" in k]
@@ -73,7 +73,7 @@ def test_ddp_actnorm_init_identical_and_equal_to_union_init(tmp_path, digits_cac
 
 def _trained_module(digits_cache):
     torch.manual_seed(0)
-    module = GlowModule(model=MODEL)
+    module = GlowModule(SHAPE, MODEL)
     dm = _digits(digits_cache)
     dm.setup("fit")
     module.data_init(dm.example_images(16, split="train")[0])
@@ -83,12 +83,12 @@ def _trained_module(digits_cache):
 def test_ddp_test_bpd_equals_single_process(tmp_path, digits_cache):
     import json
 
-    from glow_lightning.callbacks import TestBitsPerDim
+    from glow_lightning.callbacks import BpdSummary
 
     module = _trained_module(digits_cache)
     # DDP first: under gloo Lightning evaluates with no_grad, and forked ranks leave the parent's
     # module untouched, so the single-process run below sees the very same weights.
-    trainer = _ddp_trainer(tmp_path / "ddp", [TestBitsPerDim()])
+    trainer = _ddp_trainer(tmp_path / "ddp", [BpdSummary()])
     got = trainer.test(module, datamodule=_digits(digits_cache))[0]["test/bpd"]
     single = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
                        use_distributed_sampler=False, default_root_dir=tmp_path)
@@ -100,7 +100,7 @@ def test_ddp_test_bpd_equals_single_process(tmp_path, digits_cache):
 
 def test_load_from_checkpoint_needs_nothing_else(tmp_path, digits_cache):
     torch.manual_seed(0)
-    module = GlowModule(model=MODEL, optim=dict(lr=1e-3, warmup_steps=1))
+    module = GlowModule(SHAPE, MODEL, optim=dict(lr=1e-3, warmup_steps=1))
     trainer = L.Trainer(accelerator="cpu", devices=1, max_steps=3, logger=False,
                         enable_progress_bar=False, use_distributed_sampler=False,
                         default_root_dir=tmp_path, limit_val_batches=0)
@@ -123,16 +123,17 @@ def test_load_from_checkpoint_needs_nothing_else(tmp_path, digits_cache):
 def test_optimiser_fast_paths_make_the_plain_update(name):
     """The fused Adam / multi-tensor Adamax of ``make_optimizer`` apply the same update as the
     per-tensor reference loop."""
-    from glow_lightning.module import DEFAULT_OPTIM, make_optimizer
+    from glow_lightning.config import OptimConfig
+    from glow_lightning.module import make_optimizer
 
     torch.manual_seed(0)
-    params = [torch.nn.Parameter(torch.randn(s)) for s in ((3, 4), (5,), (2, 2, 3, 3))]
+    params = torch.nn.ParameterList(torch.randn(s) for s in ((3, 4), (5,), (2, 2, 3, 3)))
     twins = [torch.nn.Parameter(p.detach().clone()) for p in params]
     start = [p.detach().clone() for p in params]
-    cfg = {**DEFAULT_OPTIM, "optimizer": name, "lr": 1e-2}
+    cfg = OptimConfig(optimizer=name, lr=1e-2)
     fast = make_optimizer(cfg, params)
     cls = {"adam": torch.optim.Adam, "adamax": torch.optim.Adamax}[name]
-    plain = cls(twins, lr=1e-2, betas=cfg["betas"], foreach=False)
+    plain = cls(twins, lr=1e-2, betas=tuple(cfg.betas), foreach=False)
     for _ in range(3):
         for p, q in zip(params, twins, strict=True):
             g = torch.randn_like(p)

@@ -18,7 +18,8 @@ from typing import Any
 
 from glow_lightning.ablation.grid import Cell
 from glow_lightning.ablation.history import BpdHistory
-from glow_lightning.config import ConfigError, ExperimentConfig, load_config
+from glow_lightning.config import ExperimentConfig, load_config
+from glow_lightning.errors import ConfigError
 from glow_lightning.run import run_dir_for, train
 
 

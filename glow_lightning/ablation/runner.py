@@ -23,7 +23,7 @@ from glow_lightning.ablation.report import summarise, write_csv, write_markdown
 from glow_lightning.ablation.sweep import write_sweep
 from glow_lightning.ablation.wandb_summary import inside_sweep, log_summary_run
 from glow_lightning.config import load_config
-from glow_lightning.run import wandb_mode
+from glow_lightning.wandb_run import wandb_mode
 
 
 @dataclass

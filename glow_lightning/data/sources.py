@@ -15,7 +15,7 @@ import datasets
 import torch
 from datasets.exceptions import DatasetNotFoundError
 
-from glow_lightning.data.errors import DataError
+from glow_lightning.errors import DataError
 
 SourceKind = Literal["hub", "disk", "parquet", "imagefolder"]
 LOCAL_HINT = "a save_to_disk folder, parquet file(s) or an image folder"

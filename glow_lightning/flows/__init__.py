@@ -1,24 +1,34 @@
 """Pure-PyTorch normalizing flows on images: Glow and RealNVP. Never imports Lightning.
 
-Direction is data → noise: every layer has ``forward(x, cond=None) -> (z, logabsdet)`` with
-``logabsdet`` of shape (B,) and ``inverse(z, cond=None) -> x``.
+Direction is data → noise: every layer has ``forward(x) -> (z, logabsdet)`` with ``logabsdet``
+of shape (B,) and ``inverse(z) -> x``. A model is described by a
+:class:`~glow_lightning.flows.spec.FlowConfig` and built by :func:`build_flow`.
 """
 
-from glow_lightning.flows.actnorm import ActNorm, data_init
-from glow_lightning.flows.builder import build_flow, validate
+from glow_lightning.flows.actnorm import ActNorm, data_init, is_initialised
+from glow_lightning.flows.builder import build_flow, scale_parameters
 from glow_lightning.flows.compile import compile_flow
-from glow_lightning.flows.coupling import AdditiveCoupling, AffineCoupling
-from glow_lightning.flows.glow import Glow
-from glow_lightning.flows.masked_coupling import ChannelCoupling, CheckerboardCoupling
+from glow_lightning.flows.coupling import (
+    ChannelMask,
+    CheckerboardMask,
+    Coupling,
+    SigmoidScale,
+    SoftClampScale,
+    TanhScale,
+)
+from glow_lightning.flows.glow import Glow, GlowStep, glow_coupling
 from glow_lightning.flows.multiscale import FlowOutput, MultiScaleFlow, Split
+from glow_lightning.flows.normalization import BatchNormFlow, Logit
 from glow_lightning.flows.permutations import InvConv1x1, InvConv1x1LU, Reverse, Shuffle
-from glow_lightning.flows.realnvp import RealNVP
+from glow_lightning.flows.realnvp import RealNVP, realnvp_coupling
 from glow_lightning.flows.sequential import FlowSequence
+from glow_lightning.flows.spec import FlowConfig, RealNVPConfig, check
 from glow_lightning.flows.squeeze import Squeeze
 
 __all__ = [
-    "ActNorm", "AdditiveCoupling", "AffineCoupling", "ChannelCoupling", "CheckerboardCoupling",
-    "FlowOutput", "FlowSequence", "Glow", "InvConv1x1", "InvConv1x1LU", "MultiScaleFlow",
-    "RealNVP", "Reverse", "Shuffle", "Split", "Squeeze", "build_flow", "compile_flow", "data_init",
-    "validate",
+    "ActNorm", "BatchNormFlow", "ChannelMask", "CheckerboardMask", "Coupling", "FlowConfig",
+    "FlowOutput", "FlowSequence", "Glow", "GlowStep", "InvConv1x1", "InvConv1x1LU", "Logit",
+    "MultiScaleFlow", "RealNVP", "RealNVPConfig", "Reverse", "Shuffle", "SigmoidScale",
+    "SoftClampScale", "Split", "Squeeze", "TanhScale", "build_flow", "check", "compile_flow",
+    "data_init", "glow_coupling", "is_initialised", "realnvp_coupling", "scale_parameters",
 ]

@@ -106,16 +106,22 @@ class ActNorm(nn.Module):
         bias, logs = self._shape(x)
         return (x + bias) * torch.exp(logs)
 
-    def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         self._maybe_init(x)
         bias, logs = self._shape(x)  # the log-scale is formed once for output and log-det
         pixels = x.shape[2] * x.shape[3] if x.dim() == 4 else 1
         return (x + bias) * torch.exp(logs), (logs.sum() * pixels).expand(x.shape[0])
 
-    def inverse(self, z: Tensor, cond: Tensor | None = None) -> Tensor:
+    def inverse(self, z: Tensor) -> Tensor:
         bias, logs = self._shape(z)
         return z * torch.exp(-logs) - bias
 
 
 def _refresh_mirror(module: ActNorm, incompatible_keys: object) -> None:
     module._seen_initialized = bool(module.initialized)
+
+
+def is_initialised(module: nn.Module) -> bool:
+    """Whether every ActNorm inside ``module`` holds its data-dependent init (True without any).
+    The one answer to that question: training, callbacks and ``compile_flow`` all ask it."""
+    return all(m.is_initialized for m in module.modules() if isinstance(m, ActNorm))

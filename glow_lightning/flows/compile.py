@@ -24,7 +24,7 @@ from typing import Any
 
 from torch import nn
 
-from glow_lightning.flows.actnorm import ActNorm
+from glow_lightning.flows.actnorm import is_initialised
 
 
 def compile_flow(model: nn.Module, **compile_kwargs: Any) -> nn.Module:
@@ -35,12 +35,12 @@ def compile_flow(model: nn.Module, **compile_kwargs: Any) -> nn.Module:
     ``model`` is not yet initialised, compilation waits for the first forward that initialises it.
     """
     compile_kwargs.setdefault("dynamic", False)
-    if _initialised(model):
+    if is_initialised(model):
         model.compile(**compile_kwargs)
         return model
 
     def compile_once_initialised(module: nn.Module, args: Any, output: Any) -> None:
-        if _initialised(module):
+        if is_initialised(module):
             handle.remove()
             module.compile(**compile_kwargs)
 
@@ -52,6 +52,3 @@ def is_compiled(model: nn.Module) -> bool:
     """Whether ``model``'s forward now runs through ``torch.compile``."""
     return getattr(model, "_compiled_call_impl", None) is not None
 
-
-def _initialised(model: nn.Module) -> bool:
-    return all(m.is_initialized for m in model.modules() if isinstance(m, ActNorm))

@@ -1,114 +1,212 @@
-"""Glow's additive and affine coupling layers (Kingma & Dhariwal 2018, Sec. 3.3, Table 1).
+"""Coupling layers: one contract for Glow's and RealNVP's (Kingma & Dhariwal 2018, Sec. 3.3;
+Dinh et al. 2017, Sec. 3.3-3.4).
 
-The first half of the channels passes unchanged and parameterises the transform of the second
-half. Affine scale is ``sigmoid(h + 2)`` as in the reference code, so the layer starts close to the
-identity (the last conv of the net is zero-initialised).
+A :class:`Coupling` is three parts:
+
+* a **mask** splits ``x`` into a kept part ``a`` and a changed part ``b`` and joins them back:
+  :class:`ChannelMask` (channel halves; ``flip`` swaps which half changes) or
+  :class:`CheckerboardMask` (a spatial checkerboard; ``parity`` alternates between layers);
+* a **net** maps ``a`` to the transform's parameters (one tensor for additive, two for affine);
+* a **scale function** turns the net's raw output into the log-scale (affine only):
+  ``sigmoid``, the reference ``log sigmoid(h + 2)`` (optionally softly bounded to
+  ``(-clamp, 0)``); ``softclamp``, a symmetric ``clamp · (2/π) · atan(h / clamp)`` that can
+  expand as well as shrink; ``tanh``, RealNVP's ``scale · tanh(h)`` with a learned per-channel
+  scale.
+
+Glow's affine form is ``z_b = (x_b + t) · e^s`` (the reference code), RealNVP's is
+``z_b = x_b · e^s + t``. ``a`` passes unchanged, so the inverse evaluates the net on the same
+input and the log-det is ``Σ s``. :meth:`Coupling.rebuild` serves memory-saving backprop with
+one net evaluation.
 """
 
 from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from glow_lightning.flows.nets import GlowNet
 
+class ChannelMask(nn.Module):
+    """Keep the first ``n_keep`` channels (the last ones with ``flip``), change the rest."""
 
-class _Coupling(nn.Module):
-    """Shared split → transform second half → join; subclasses define the elementwise transform."""
+    def __init__(self, num_channels: int, flip: bool = False) -> None:
+        super().__init__()
+        self.flip = flip
+        # n_keep, not half: nn.Module.half() must stay callable
+        self.n_keep = num_channels - num_channels // 2 if flip else num_channels // 2
+        self.n_change = num_channels - self.n_keep
+        self.net_channels = self.n_keep  # channels of the net's input
 
-    n_keep: int  # channels passed through unchanged (not ``half``: that is nn.Module.half())
-
-    def _params(self, x1: Tensor) -> tuple[Tensor, Tensor | None]:  # (shift, log-scale or None)
-        raise NotImplementedError
-
-    def _transform(self, x2: Tensor, shift: Tensor, logscale: Tensor | None) -> Tensor:
-        raise NotImplementedError
-
-    def _untransform(self, z2: Tensor, shift: Tensor, logscale: Tensor | None) -> Tensor:
-        raise NotImplementedError
-
-    def _join(self, x1: Tensor, z2: Tensor, logscale: Tensor | None) -> tuple[Tensor, Tensor]:
-        logdet = (logscale.sum(dim=(1, 2, 3)) if logscale is not None
-                  else x1.new_zeros(x1.shape[0]))
-        return torch.cat([x1, z2], dim=1), logdet
-
-    def _split(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def split(self, x: Tensor) -> tuple[Tensor, Tensor]:
         # torch.split rather than two slices: its backward is one cat, not two zero-filled
         # full-size tensors added together
-        x1, x2 = torch.split(x, [self.n_keep, x.shape[1] - self.n_keep], dim=1)
-        return x1, x2
+        sizes = [self.n_change, self.n_keep] if self.flip else [self.n_keep, self.n_change]
+        first, second = torch.split(x, sizes, dim=1)
+        return (second, first) if self.flip else (first, second)
 
-    def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        x1, x2 = self._split(x)
-        shift, logscale = self._params(x1)
-        return self._join(x1, self._transform(x2, shift, logscale), logscale)
+    def join(self, a: Tensor, b: Tensor) -> Tensor:
+        """Inverse of :meth:`split`; also joins the gradients of the two parts."""
+        return torch.cat([b, a] if self.flip else [a, b], dim=1)
 
-    def inverse(self, z: Tensor, cond: Tensor | None = None) -> Tensor:
-        z1, z2 = self._split(z)
-        return torch.cat([z1, self._untransform(z2, *self._params(z1))], dim=1)
+    def net_input(self, a: Tensor) -> Tensor:
+        return a
 
-    def rebuild(self, z: Tensor) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
-        """For memory-saving backprop: input leaves ``(x1, x2)`` of output ``z`` and the forward
-        ``(z, logdet)`` recomputed from them under autograd. The net runs once, not twice (inverse
-        then forward), because its input half is the same in ``x`` and ``z``."""
-        z1, z2 = self._split(z)
-        x1 = z1.detach().requires_grad_(True)
-        shift, logscale = self._params(x1)
-        with torch.no_grad():
-            x2 = self._untransform(z2, shift, logscale)
-        x2.requires_grad_(True)
-        return (x1, x2), self._join(x1, self._transform(x2, shift, logscale), logscale)
+    def restrict(self, p: Tensor) -> Tensor:
+        return p
 
 
-class AdditiveCoupling(_Coupling):
-    """``z2 = x2 + NN(x1)``; log-det 0 (NICE / Glow additive)."""
+class CheckerboardMask(nn.Module):
+    """Keep the pixels where ``(i + j) % 2 == parity``, change the others; both parts keep the
+    full shape (zeros where they do not apply). The net also sees the mask as one channel."""
 
-    def __init__(self, num_channels: int, hidden_channels: int) -> None:
+    mask: Tensor
+
+    def __init__(self, num_channels: int, height: int, width: int, parity: int) -> None:
         super().__init__()
-        self.n_keep = num_channels // 2
-        self.net = GlowNet(self.n_keep, num_channels - self.n_keep, hidden_channels)
+        self.n_keep = self.n_change = num_channels
+        self.net_channels = num_channels + 1  # the kept pixels and the mask
+        i, j = torch.arange(height).view(-1, 1), torch.arange(width).view(1, -1)
+        self.register_buffer("mask", ((i + j) % 2 == parity).float().view(1, 1, height, width))
 
-    def _params(self, x1: Tensor) -> tuple[Tensor, None]:
-        return self.net(x1), None
+    def _mask(self, x: Tensor) -> Tensor:
+        return self.mask.to(x.dtype)
 
-    def _transform(self, x2: Tensor, shift: Tensor, logscale: Tensor | None) -> Tensor:
-        return x2 + shift
+    def split(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        m = self._mask(x)
+        return x * m, x * (1 - m)
 
-    def _untransform(self, z2: Tensor, shift: Tensor, logscale: Tensor | None) -> Tensor:
-        return z2 - shift
+    def join(self, a: Tensor, b: Tensor) -> Tensor:
+        """Inverse of :meth:`split`; the same formula joins the parts' gradients
+        (∂L/∂x = m·∂L/∂a + (1 − m)·∂L/∂b)."""
+        m = self._mask(a)
+        return a * m + b * (1 - m)
+
+    def net_input(self, a: Tensor) -> Tensor:
+        return torch.cat([a, self._mask(a).expand(a.shape[0], 1, -1, -1)], dim=1)
+
+    def restrict(self, p: Tensor) -> Tensor:
+        return p * (1 - self._mask(p))
 
 
-class AffineCoupling(_Coupling):
-    """``z2 = (x2 + t) · sigmoid(h + 2)`` with ``(t, h) = NN(x1)``; log-det Σ log-scale.
+Mask = ChannelMask | CheckerboardMask
 
-    ``clamp > 0`` bounds the log-scale softly to ``(-clamp, 0)``:
-    ``s = clamp · tanh(log sigmoid(h + 2) / clamp)`` (equal to the reference scale near the
-    identity). The inverse then divides by at least ``exp(-clamp)``, so a sample whose latents
-    leave the training distribution cannot be amplified without bound layer after layer (the
-    unbounded ``1 / sigmoid`` overflows to inf within a few layers there). The transform stays
-    exactly invertible with an exact log-det; ``clamp = 0`` is the reference layer.
-    """
 
-    def __init__(self, num_channels: int, hidden_channels: int, clamp: float = 0.0) -> None:
+class SigmoidScale(nn.Module):
+    """``log sigmoid(h + 2)`` (openai/glow); ``clamp > 0``: ``clamp · tanh(· / clamp)``, a soft
+    bound to ``(-clamp, 0)`` equal to the reference near the identity. The inverse then divides
+    by at most ``e^clamp``, so latents outside the training distribution cannot be amplified
+    without bound layer after layer."""
+
+    def __init__(self, clamp: float = 0.0) -> None:
         super().__init__()
-        if clamp < 0:
-            raise ValueError(f"clamp must be >= 0 (0 = unbounded reference scale), got {clamp}")
-        self.n_keep = num_channels // 2
         self.clamp = float(clamp)
-        self.net = GlowNet(self.n_keep, 2 * (num_channels - self.n_keep), hidden_channels)
 
-    def _params(self, x1: Tensor) -> tuple[Tensor, Tensor]:
-        shift, raw = self.net.halves(x1)  # channels 0::2 and 1::2, as in the reference code
-        logscale = F.logsigmoid(raw + 2.0)
-        if self.clamp:
-            logscale = self.clamp * torch.tanh(logscale / self.clamp)
-        return shift, logscale
+    def forward(self, h: Tensor) -> Tensor:
+        s = F.logsigmoid(h + 2.0)
+        return self.clamp * torch.tanh(s / self.clamp) if self.clamp else s
 
-    def _transform(self, x2: Tensor, shift: Tensor, logscale: Tensor | None) -> Tensor:
-        assert logscale is not None
-        return (x2 + shift) * torch.exp(logscale)
 
-    def _untransform(self, z2: Tensor, shift: Tensor, logscale: Tensor | None) -> Tensor:
-        assert logscale is not None
-        return z2 * torch.exp(-logscale) - shift
+class SoftClampScale(nn.Module):
+    """``clamp · (2/π) · atan(h / clamp)``: zero at ``h = 0``, slope 1 there, bounded to
+    ``(-clamp, clamp)``, so a coupling can expand as well as shrink (FrEIA's soft clamp)."""
+
+    def __init__(self, clamp: float) -> None:
+        super().__init__()
+        self.clamp = float(clamp)
+
+    def forward(self, h: Tensor) -> Tensor:
+        return self.clamp * (2 / math.pi) * torch.atan(h / self.clamp)
+
+
+class TanhScale(nn.Module):
+    """``scale · tanh(h)`` with a learned per-channel ``scale`` (RealNVP)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(1, channels, 1, 1))
+
+    def forward(self, h: Tensor) -> Tensor:
+        return self.scale * torch.tanh(h)
+
+
+def scale_function(name: str, channels: int, clamp: float) -> nn.Module:
+    """The scale function named ``name`` (``spec.SCALE_FNS``) for ``channels`` changed channels."""
+    if name == "sigmoid":
+        return SigmoidScale(clamp)
+    if name == "softclamp":
+        return SoftClampScale(clamp)
+    return TanhScale(channels)
+
+
+class Rebuilt(NamedTuple):
+    """A layer's input leaves given its output, and its forward recomputed from them under
+    autograd; ``join`` assembles the input (and its gradient) from the leaves."""
+
+    leaves: tuple[Tensor, ...]
+    join: Callable[..., Tensor]
+    z: Tensor
+    logdet: Tensor
+
+
+class Coupling(nn.Module):
+    """``z = join(a, f(b))`` with ``(a, b) = mask.split(x)`` and ``f`` parameterised by
+    ``net(a)``: additive ``f(b) = b + t`` when ``scale`` is None, else affine (see the module
+    docstring). ``net`` returns one tensor (additive) or two (shift, raw log-scale)."""
+
+    def __init__(self, mask: Mask, net: nn.Module, scale: nn.Module | None = None,
+                 shift_first: bool = True) -> None:
+        super().__init__()
+        self.mask, self.net, self.scale = mask, net, scale
+        self.shift_first = shift_first
+
+    def _params(self, a: Tensor) -> tuple[Tensor, Tensor | None]:  # (shift, log-scale or None)
+        out = self.net(self.mask.net_input(a))
+        shift = self.mask.restrict(out[0])
+        if self.scale is None:
+            return shift, None
+        return shift, self.mask.restrict(self.scale(out[1]))
+
+    def _transform(self, b: Tensor, shift: Tensor, logscale: Tensor | None) -> Tensor:
+        if logscale is None:
+            return b + shift
+        if self.shift_first:
+            return (b + shift) * torch.exp(logscale)
+        return b * torch.exp(logscale) + shift
+
+    def _untransform(self, c: Tensor, shift: Tensor, logscale: Tensor | None) -> Tensor:
+        if logscale is None:
+            return c - shift
+        if self.shift_first:
+            return c * torch.exp(-logscale) - shift
+        return (c - shift) * torch.exp(-logscale)
+
+    def _out(self, a: Tensor, c: Tensor, logscale: Tensor | None) -> tuple[Tensor, Tensor]:
+        logdet = (logscale.sum(dim=(1, 2, 3)) if logscale is not None
+                  else a.new_zeros(a.shape[0]))
+        return self.mask.join(a, c), logdet
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        a, b = self.mask.split(x)
+        shift, logscale = self._params(a)
+        return self._out(a, self._transform(b, shift, logscale), logscale)
+
+    def inverse(self, z: Tensor) -> Tensor:
+        a, c = self.mask.split(z)
+        return self.mask.join(a, self._untransform(c, *self._params(a)))
+
+    def rebuild(self, z: Tensor) -> Rebuilt:
+        """For memory-saving backprop: the input leaves ``(a, b)`` of output ``z`` and the
+        forward recomputed from them under autograd. The net runs once, not twice (inverse then
+        forward), because its input ``a`` is the same in ``x`` and ``z``."""
+        a_z, c = self.mask.split(z)
+        a = a_z.detach().requires_grad_(True)
+        shift, logscale = self._params(a)
+        with torch.no_grad():
+            b = self._untransform(c, shift, logscale)
+        b.requires_grad_(True)
+        z_again, logdet = self._out(a, self._transform(b, shift, logscale), logscale)
+        return Rebuilt((a, b), self.mask.join, z_again, logdet)

@@ -17,11 +17,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from glow_lightning.flows.actnorm import ActNorm
-from glow_lightning.flows.permutations import _InvConvBase
+from glow_lightning.flows.permutations import InvConv
 from glow_lightning.flows.squeeze import is_channels_last
 
 
-def forward(norm: ActNorm, conv: _InvConvBase, x: Tensor) -> tuple[Tensor, Tensor]:
+def forward(norm: ActNorm, conv: InvConv, x: Tensor) -> tuple[Tensor, Tensor]:
     """``conv(norm(x))`` and the sum of both log-dets, (B,)."""
     weight, logdet_w = conv.weight_and_logdet()
     logs = norm.log_scale().view(-1)
@@ -32,9 +32,9 @@ def forward(norm: ActNorm, conv: _InvConvBase, x: Tensor) -> tuple[Tensor, Tenso
     return _affine(x, folded, bias), logdet.expand(x.shape[0])
 
 
-def inverse(norm: ActNorm, conv: _InvConvBase, z: Tensor) -> Tensor:
+def inverse(norm: ActNorm, conv: InvConv, z: Tensor) -> Tensor:
     """``norm.inverse(conv.inverse(z))``."""
-    w_inv = conv._inverse_weight()
+    w_inv = conv.inverse_weight()
     folded = w_inv * torch.exp(-norm.log_scale()).view(-1, 1)  # rows scaled: diag(e^-s) · W⁻¹
     return _affine(z, folded, -norm.bias.view(-1))
 

@@ -19,11 +19,17 @@ from glow_lightning.flows.sequential import FlowSequence
 
 @dataclass
 class FlowOutput:
-    """Result of a full forward pass: ``log_prob`` (B,), ``latents``, class ``logits`` or None."""
+    """Result of a full forward pass: ``log_prob`` (B,), ``latents``, class ``logits`` or None,
+    and where the density comes from, per level ``i`` (finest first): ``logdets[i]``, the
+    log-det of level ``i``'s flow, and ``priors[i]``, the log-density of the latent it factors
+    out (the top prior's at the last level); each (B,), and
+    ``log_prob == sum(logdets) + sum(priors)``."""
 
     log_prob: Tensor
     latents: list[Tensor]
     logits: Tensor | None
+    logdets: list[Tensor]
+    priors: list[Tensor]
 
 
 class Split(nn.Module):
@@ -76,32 +82,39 @@ class MultiScaleFlow(nn.Module):
                 f"input has shape {tuple(x.shape[1:])} per image but the flow was built for "
                 f"image_shape={self.image_shape}; rebuild with the right image_shape")
 
-    def encode_with_logdet(self, x: Tensor) -> tuple[list[Tensor], Tensor, Tensor]:
-        """x (B, C, H, W) → (latents, log|det J|, Σ split-prior log-probs), each (B,)."""
+    def _encode(self, x: Tensor) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
+        """x (B, C, H, W) → (latents, per-level log-dets, per-split prior log-probs)."""
         self._check(x)
-        latents, logdet, split_lp = [], x.new_zeros(x.shape[0]), x.new_zeros(x.shape[0])
+        latents, logdets, split_lps = [], [], []
         h = x
         for level, split in zip(self.levels, self.splits, strict=True):
             h, ld = level(h)
-            logdet = logdet + ld
+            logdets.append(ld)
             if isinstance(split, Split):
                 h, z, lp = split(h)
                 latents.append(z)
-                split_lp = split_lp + lp
+                split_lps.append(lp)
         latents.append(h)
-        return latents, logdet, split_lp
+        return latents, logdets, split_lps
+
+    def encode_with_logdet(self, x: Tensor) -> tuple[list[Tensor], Tensor, Tensor]:
+        """x (B, C, H, W) → (latents, log|det J|, Σ split-prior log-probs), each (B,)."""
+        latents, logdets, split_lps = self._encode(x)
+        zero = x.new_zeros(x.shape[0])
+        return latents, torch.stack(logdets).sum(0), sum(split_lps, zero)
 
     def encode(self, x: Tensor) -> list[Tensor]:
         """Every factored-out latent (finest first) plus the top latent."""
-        return self.encode_with_logdet(x)[0]
+        return self._encode(x)[0]
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> FlowOutput:
-        latents, logdet, split_lp = self.encode_with_logdet(x)
+        latents, logdets, priors = self._encode(x)
         top = latents[-1]
         mean, logs = self.top_prior.params(x.shape[0], y, top)
-        log_prob = logdet + split_lp + gaussian_log_prob(top, mean, logs)
+        priors = [*priors, gaussian_log_prob(top, mean, logs)]
+        log_prob = torch.stack([*logdets, *priors]).sum(0)
         logits = self.classifier(top.mean(dim=(2, 3))) if self.classifier is not None else None
-        return FlowOutput(log_prob, latents, logits)
+        return FlowOutput(log_prob, latents, logits, logdets, priors)
 
     def log_prob(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         """log p(x) (or log p(x | y)) in nats, shape (B,)."""

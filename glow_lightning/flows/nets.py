@@ -14,16 +14,13 @@ import contextlib
 import functools
 import warnings
 from collections.abc import Iterator
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from glow_lightning.flows.actnorm import ActNorm
-
-NetDType = Literal["float32", "bfloat16"]
-NET_DTYPES = ("float32", "bfloat16")
+from glow_lightning.flows.spec import NetDType
 
 
 class _Precision(nn.Module):
@@ -60,7 +57,7 @@ def _warn_if_no_cpu_bfloat16() -> None:
 
 
 def set_net_dtype(model: nn.Module, net_dtype: NetDType) -> None:
-    """Set the compute precision (one of ``NET_DTYPES``, checked by the builder) of every
+    """Set the compute precision (one of ``spec.NET_DTYPES``, checked by the builder) of every
     coupling network inside ``model``."""
     for module in model.modules():
         if isinstance(module, _Precision):
@@ -125,51 +122,113 @@ class ConvActNorm(nn.Module):
 
 
 class GlowNet(_Precision):
-    """conv3×3 → ReLU → conv1×1 → ReLU → zero conv3×3, as in openai/glow ``f()``."""
+    """conv3×3 → ReLU → conv1×1 → ReLU → zero conv3×3, as in openai/glow ``f()``.
 
-    def __init__(self, in_channels: int, out_channels: int, hidden_channels: int) -> None:
+    Returns ``parts`` tensors of ``out_channels`` each; two parts are the reference code's
+    interleaved reading (channels 0::2 and 1::2), taken without strided slicing (see
+    :class:`ZeroConv2d`). ``actnorm=False`` replaces the hidden convs' ActNorm by a plain bias.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, hidden_channels: int, parts: int = 1,
+                 actnorm: bool = True) -> None:
         super().__init__()
-        self.conv1 = ConvActNorm(in_channels, hidden_channels, 3)
-        self.conv2 = ConvActNorm(hidden_channels, hidden_channels, 1)
-        self.out = ZeroConv2d(hidden_channels, out_channels)
+        self.parts = parts
+        self.conv1 = _hidden_conv(in_channels, hidden_channels, 3, actnorm)
+        self.conv2 = _hidden_conv(hidden_channels, hidden_channels, 1, actnorm)
+        self.out = ZeroConv2d(hidden_channels, parts * out_channels)
 
     def hidden(self, x: Tensor) -> Tensor:
         # in-place ReLU is safe: a conv's backward needs its input, not its output
         return F.relu_(self.conv2(F.relu_(self.conv1(x))))
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor) -> tuple[Tensor, ...]:
         with self._autocast(x):
-            out = self.out(self.hidden(x))
-        return out.to(x.dtype)
+            h = self.hidden(x)
+            out = self.out.halves(h) if self.parts == 2 else (self.out(h),)
+        return tuple(o.to(x.dtype) for o in out)
 
-    def halves(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """``(out[:, 0::2], out[:, 1::2])`` without strided slicing (see :class:`ZeroConv2d`)."""
-        with self._autocast(x):
-            a, b = self.out.halves(self.hidden(x))
-        return a.to(x.dtype), b.to(x.dtype)
+
+def _hidden_conv(in_channels: int, out_channels: int, kernel_size: int, actnorm: bool
+                 ) -> nn.Module:
+    if actnorm:
+        return ConvActNorm(in_channels, out_channels, kernel_size)
+    return nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
+
+
+class WNConv2d(nn.Module):
+    """Weight-normalised convolution (Salimans & Kingma 2016): ``W = g · v / ‖v‖`` per output
+    channel. ``g`` is the weight's scale, the parameter RealNVP's L2 penalty acts on.
+    ``zero=True`` starts with ``g = 0`` and a zero bias: the output is zero."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
+                 zero: bool = False, bias: bool = True) -> None:
+        super().__init__()
+        init = nn.Conv2d(in_channels, out_channels, kernel_size, bias=bias)
+        self.v = nn.Parameter(init.weight.data)
+        self.g = nn.Parameter(torch.zeros(out_channels) if zero
+                              else init.weight.data.flatten(1).norm(dim=1))
+        self.bias = (nn.Parameter(torch.zeros(out_channels) if zero else init.bias.data)
+                     if init.bias is not None else None)
+        self.padding = kernel_size // 2
+
+    def weight(self) -> Tensor:
+        norm = self.v.flatten(1).norm(dim=1)
+        return self.v * (self.g / norm).view(-1, 1, 1, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.conv2d(x, self.weight(), self.bias, padding=self.padding)
+
+
+def conv(in_channels: int, out_channels: int, kernel_size: int, weight_norm: bool,
+         zero: bool = False, bias: bool = True) -> nn.Module:
+    """A same-padded convolution, weight-normalised or plain; ``zero``: zero-initialised;
+    ``bias=False`` where a batch norm follows (it would cancel the bias)."""
+    if weight_norm:
+        return WNConv2d(in_channels, out_channels, kernel_size, zero, bias)
+    layer = nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=bias)
+    if zero:
+        nn.init.zeros_(layer.weight)
+        if layer.bias is not None:
+            nn.init.zeros_(layer.bias)
+    return layer
+
+
+def _norm(channels: int, batch_norm: bool) -> nn.Module:
+    return nn.BatchNorm2d(channels) if batch_norm else nn.Identity()
 
 
 class ResidualBlock(nn.Module):
-    def __init__(self, channels: int) -> None:
+    """Pre-activation residual block: (BN → ReLU → conv3×3) twice, plus the input. With batch
+    norm the convolutions have no bias: every path from them meets a batch norm."""
+
+    def __init__(self, channels: int, weight_norm: bool = True, batch_norm: bool = True) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
-        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.norm1, self.norm2 = _norm(channels, batch_norm), _norm(channels, batch_norm)
+        self.conv1 = conv(channels, channels, 3, weight_norm, bias=not batch_norm)
+        self.conv2 = conv(channels, channels, 3, weight_norm, bias=not batch_norm)
 
     def forward(self, x: Tensor) -> Tensor:
-        return x + self.conv2(F.relu(self.conv1(F.relu(x))))
+        h = self.conv1(F.relu(self.norm1(x)))
+        return x + self.conv2(F.relu(self.norm2(h)))
 
 
 class ResNet(_Precision):
-    """RealNVP's residual coupling net (Dinh et al. 2016, Sec. 4.1), zero-initialised output."""
+    """RealNVP's coupling network (Dinh et al. 2017, Sec. 4.1): conv3×3 → ``blocks`` residual
+    blocks → BN → ReLU → zero-initialised conv3×3, with weight normalisation and batch
+    normalisation (each switchable). Returns ``parts`` tensors of ``out_channels`` each."""
 
     def __init__(self, in_channels: int, out_channels: int, hidden_channels: int,
-                 num_blocks: int = 2) -> None:
+                 blocks: int = 8, parts: int = 1, weight_norm: bool = True,
+                 batch_norm: bool = True) -> None:
         super().__init__()
-        self.inp = nn.Conv2d(in_channels, hidden_channels, 3, padding=1)
-        self.blocks = nn.Sequential(*[ResidualBlock(hidden_channels) for _ in range(num_blocks)])
-        self.out = ZeroConv2d(hidden_channels, out_channels)
+        self.parts = parts
+        self.inp = conv(in_channels, hidden_channels, 3, weight_norm, bias=not batch_norm)
+        self.blocks = nn.Sequential(*[ResidualBlock(hidden_channels, weight_norm, batch_norm)
+                                      for _ in range(blocks)])
+        self.norm = _norm(hidden_channels, batch_norm)
+        self.out = conv(hidden_channels, parts * out_channels, 3, weight_norm, zero=True)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor) -> tuple[Tensor, ...]:
         with self._autocast(x):
-            out = self.out(F.relu(self.blocks(self.inp(x))))
-        return out.to(x.dtype)
+            out = self.out(F.relu(self.norm(self.blocks(self.inp(x)))))
+        return tuple(o.to(x.dtype) for o in torch.chunk(out, self.parts, dim=1))

@@ -27,10 +27,10 @@ class _FixedPermutation(nn.Module):
         self.register_buffer("perm", perm)
         self.register_buffer("inv_perm", torch.argsort(perm))
 
-    def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         return x[:, self.perm], x.new_zeros(x.shape[0])
 
-    def inverse(self, z: Tensor, cond: Tensor | None = None) -> Tensor:
+    def inverse(self, z: Tensor) -> Tensor:
         return z[:, self.inv_perm]
 
 
@@ -48,8 +48,9 @@ class Shuffle(_FixedPermutation):
         super().__init__(torch.randperm(num_channels, generator=generator))
 
 
-class _InvConvBase(nn.Module):
-    """Shared 1×1-conv plumbing; the inverse weight is cached outside training.
+class InvConv(nn.Module):
+    """A learned invertible 1×1 convolution (the base of the dense and LU forms): subclasses
+    give ``weight_and_logdet()``; the inverse weight is cached outside training.
 
     The cache is keyed by the weight itself (a (C, C) comparison, far cheaper than the inverse),
     not by parameter version counters: fused optimisers (``Adam(fused=True)``) update parameters
@@ -64,7 +65,8 @@ class _InvConvBase(nn.Module):
     def weight_and_logdet(self) -> tuple[Tensor, Tensor]:  # (C, C), scalar
         raise NotImplementedError
 
-    def _inverse_weight(self) -> Tensor:
+    def inverse_weight(self) -> Tensor:
+        """``W⁻¹`` (C, C); cached by the weight's value when no gradient is needed."""
         weight = self.weight_and_logdet()[0]
         if self.training or torch.is_grad_enabled():
             return torch.linalg.inv(weight)
@@ -73,17 +75,17 @@ class _InvConvBase(nn.Module):
             cached = self._cache = (weight.clone(), torch.linalg.inv(weight))
         return cached[1]
 
-    def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         weight, logdet = self.weight_and_logdet()  # computed once per call
         z = F.conv2d(x, weight[:, :, None, None])
         return z, (logdet * x.shape[2] * x.shape[3]).expand(x.shape[0])
 
-    def inverse(self, z: Tensor, cond: Tensor | None = None) -> Tensor:
-        w_inv = self._inverse_weight()
+    def inverse(self, z: Tensor) -> Tensor:
+        w_inv = self.inverse_weight()
         return F.conv2d(z, w_inv.unsqueeze(-1).unsqueeze(-1))
 
 
-class InvConv1x1(_InvConvBase):
+class InvConv1x1(InvConv):
     """Dense invertible 1×1 convolution, initialised to a random rotation."""
 
     def __init__(self, num_channels: int, generator: torch.Generator | None = None) -> None:
@@ -94,7 +96,7 @@ class InvConv1x1(_InvConvBase):
         return self.weight, torch.linalg.slogdet(self.weight)[1]
 
 
-class InvConv1x1LU(_InvConvBase):
+class InvConv1x1LU(InvConv):
     """LU-decomposed 1×1 convolution: P and sign(s) fixed buffers, L, U, log|s| learned."""
 
     p: Tensor

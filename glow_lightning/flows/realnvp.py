@@ -1,8 +1,14 @@
-"""RealNVP (Dinh et al. 2016, Sec. 3.6 and 4.1): per scale, 3 checkerboard couplings → squeeze →
+"""RealNVP (Dinh et al. 2017, Sec. 3.6 and 4.1): per scale, 3 checkerboard couplings → squeeze →
 3 channel-wise couplings → factor out half; at the last scale 4 checkerboard couplings.
 
 ``steps`` is the number of couplings per mask type (the paper uses 3, and ``steps + 1`` at the
-last scale). Masks alternate between consecutive couplings.
+last scale); masks alternate between consecutive couplings. Each coupling is affine,
+``z_b = x_b · e^s + t`` with ``s = scale · tanh(·)``, its ``s`` and ``t`` from a residual network
+(``realnvp.blocks`` blocks, weight and batch normalisation) whose feature maps double after every
+squeeze, as in the widely used PyTorch port of the paper (chrischute/real-nvp). Every coupling is
+followed by the batch-norm flow layer (or ActNorm, or nothing: ``realnvp.flow_norm``); the first
+layer is the logit preprocessing (``realnvp.logit_alpha``). Split latents have N(0, I) priors
+unless ``split_prior``.
 """
 
 from __future__ import annotations
@@ -10,39 +16,68 @@ from __future__ import annotations
 from torch import nn
 
 from glow_lightning.flows.actnorm import ActNorm
-from glow_lightning.flows.masked_coupling import ChannelCoupling, CheckerboardCoupling
+from glow_lightning.flows.coupling import (
+    ChannelMask,
+    CheckerboardMask,
+    Coupling,
+    Mask,
+    scale_function,
+)
 from glow_lightning.flows.multiscale import MultiScaleFlow, Split
+from glow_lightning.flows.nets import ResNet
+from glow_lightning.flows.normalization import BatchNormFlow, Logit
 from glow_lightning.flows.sequential import FlowSequence
+from glow_lightning.flows.spec import FlowConfig
 from glow_lightning.flows.squeeze import Squeeze
 
 
-def _checkerboards(c: int, h: int, w: int, n: int, hidden: int) -> list[nn.Module]:
-    return [m for i in range(n) for m in (CheckerboardCoupling(c, h, w, i % 2, hidden),
-                                          ActNorm(c))]
+def realnvp_coupling(mask: Mask, hidden: int, cfg: FlowConfig) -> Coupling:
+    """An affine coupling with RealNVP's residual net and scale function."""
+    r = cfg.realnvp
+    net = ResNet(mask.net_channels, mask.n_change, hidden, r.blocks, parts=2,
+                 weight_norm=r.weight_norm, batch_norm=r.batch_norm)
+    scale = scale_function(r.scale_fn, mask.n_change, cfg.affine_clamp)
+    return Coupling(mask, net, scale, shift_first=False)
 
 
-def _channelwise(c: int, n: int, hidden: int) -> list[nn.Module]:
-    return [m for i in range(n) for m in (ChannelCoupling(c, bool(i % 2), hidden), ActNorm(c))]
+def _normed(coupling: Coupling, channels: int, flow_norm: str) -> list[nn.Module]:
+    if flow_norm == "batchnorm":
+        return [coupling, BatchNormFlow(channels)]
+    if flow_norm == "actnorm":
+        return [coupling, ActNorm(channels)]
+    return [coupling]
+
+
+def checkerboards(shape: tuple[int, int, int], n: int, hidden: int, cfg: FlowConfig
+                  ) -> list[nn.Module]:
+    c, h, w = shape
+    return [m for i in range(n) for m in _normed(
+        realnvp_coupling(CheckerboardMask(c, h, w, i % 2), hidden, cfg), c, cfg.realnvp.flow_norm)]
+
+
+def channelwise(c: int, n: int, hidden: int, cfg: FlowConfig) -> list[nn.Module]:
+    return [m for i in range(n) for m in _normed(
+        realnvp_coupling(ChannelMask(c, bool(i % 2)), hidden, cfg), c, cfg.realnvp.flow_norm)]
 
 
 class RealNVP(MultiScaleFlow):
-    """Multi-scale RealNVP; ActNorm stands in for the paper's batch-norm layers so that train and
-    eval compute the same density."""
+    """Multi-scale RealNVP built from ``cfg`` (see :class:`~glow_lightning.flows.spec.FlowConfig`
+    and its ``realnvp`` section)."""
 
-    def __init__(self, image_shape: tuple[int, int, int], levels: int, steps: int,
-                 hidden_channels: int, learn_top: bool = False, split_prior: bool = False,
-                 num_classes: int = 0, memory_saving: bool = False) -> None:
+    def __init__(self, image_shape: tuple[int, int, int], cfg: FlowConfig,
+                 num_classes: int = 0) -> None:
         c, h, w = image_shape
+        hidden, alpha = cfg.hidden_channels, cfg.realnvp.logit_alpha
         flows: list[FlowSequence] = []
         splits: list[Split | None] = []
-        for _ in range(levels - 1):
-            layers = _checkerboards(c, h, w, steps, hidden_channels)
-            c, h, w = c * 4, h // 2, w // 2
-            layers += [Squeeze(), *_channelwise(c, steps, hidden_channels)]
-            flows.append(FlowSequence(layers, memory_saving))
-            splits.append(Split(c, split_prior))
-            c = c // 2
-        flows.append(FlowSequence(_checkerboards(c, h, w, steps + 1, hidden_channels),
-                                  memory_saving))
-        splits.append(None)
-        super().__init__(image_shape, flows, splits, (c, h, w), learn_top, num_classes)
+        for level in range(cfg.levels):
+            last = level == cfg.levels - 1
+            layers: list[nn.Module] = [Logit(alpha)] if level == 0 and alpha else []
+            layers += checkerboards((c, h, w), cfg.steps + 1 if last else cfg.steps, hidden, cfg)
+            if not last:
+                c, h, w, hidden = c * 4, h // 2, w // 2, hidden * 2  # (B, 4C, H/2, W/2)
+                layers += [Squeeze(), *channelwise(c, cfg.steps, hidden, cfg)]
+            flows.append(FlowSequence(layers, cfg.memory_saving))
+            splits.append(None if last else Split(c, cfg.split_prior))
+            c = c if last else c // 2
+        super().__init__(image_shape, flows, splits, (c, h, w), cfg.learn_top, num_classes)

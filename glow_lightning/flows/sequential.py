@@ -9,72 +9,61 @@ number of layers instead of linear, at the cost of one extra forward and inverse
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Protocol, cast
 
 import torch
 from torch import Tensor, nn
 
-from glow_lightning.flows import fused
-from glow_lightning.flows.actnorm import ActNorm
-from glow_lightning.flows.permutations import _InvConvBase
+from glow_lightning.flows.coupling import Rebuilt
+from glow_lightning.flows.normalization import frozen_statistics
 
 
 class FlowLayer(Protocol):
-    """What every flow layer provides: ``layer(x, cond) -> (z, logdet)`` and its inverse."""
+    """What every flow layer provides: ``layer(x) -> (z, logdet)`` and its inverse.
 
-    def __call__(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]: ...
+    Optional, for memory-saving backprop: ``rebuild(z) -> Rebuilt`` (recompute the forward from
+    the output with fewer evaluations than inverse + forward, as couplings do) and
+    ``parts() -> list`` (a composite layer, e.g. a Glow step, re-run one part at a time).
+    """
 
-    def inverse(self, z: Tensor, cond: Tensor | None = None) -> Tensor: ...
+    def __call__(self, x: Tensor) -> tuple[Tensor, Tensor]: ...
 
-
-Group = FlowLayer | tuple[ActNorm, _InvConvBase]
+    def inverse(self, z: Tensor) -> Tensor: ...
 
 
 class FlowSequence(nn.Module):
-    """Layers applied in order: ``forward`` sums log-dets, ``inverse`` runs them backwards.
-
-    An initialised ActNorm directly followed by a 1×1 convolution runs as one folded affine map
-    (:mod:`glow_lightning.flows.fused`): the same function and log-det with fewer passes over the
-    activations. The layers and their parameters stay as they are.
-    """
+    """Layers applied in order: ``forward`` sums log-dets, ``inverse`` runs them backwards."""
 
     def __init__(self, layers: Sequence[nn.Module], memory_saving: bool = False) -> None:
         super().__init__()
         self.layers = nn.ModuleList(layers)
         self.memory_saving = memory_saving
 
-    def _groups(self, reverse: bool = False) -> list[Group]:
-        """The layers in order, with each fusable (ActNorm, 1×1 conv) pair as one group."""
-        layers, groups, i = list(self.layers), list[Group](), 0
-        while i < len(layers):
-            a, b = layers[i], layers[i + 1] if i + 1 < len(layers) else None
-            if isinstance(a, ActNorm) and isinstance(b, _InvConvBase) and a.is_initialized:
-                groups.append((a, b))
-                i += 2
-            else:
-                groups.append(cast(FlowLayer, a))
-                i += 1
-        return groups[::-1] if reverse else groups
-
-    def forward_plain(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def forward_plain(self, x: Tensor) -> tuple[Tensor, Tensor]:
         logdets = []
-        for group in self._groups():
-            x, ld = fused.forward(*group, x) if isinstance(group, tuple) else group(x, cond)
+        for layer in self.layers:
+            x, ld = layer(x)
             logdets.append(ld)
         return x, torch.stack(logdets).sum(0)  # one sum, not one add per layer (both passes)
 
-    def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         if self.memory_saving and torch.is_grad_enabled() and self.training:
             params = [p for p in self.parameters() if p.requires_grad]
             z, logdet = _InvertibleBackprop.apply(self, x, *params)
             return z, logdet
-        return self.forward_plain(x, cond)
+        return self.forward_plain(x)
 
-    def inverse(self, z: Tensor, cond: Tensor | None = None) -> Tensor:
-        for group in self._groups(reverse=True):
-            z = fused.inverse(*group, z) if isinstance(group, tuple) else group.inverse(z, cond)
+    def inverse(self, z: Tensor) -> Tensor:
+        for layer in reversed(self.layers):
+            z = cast(FlowLayer, layer).inverse(z)
         return z
+
+    def units(self) -> Iterator[Any]:
+        """The layers as memory-saving backprop re-runs them, last first."""
+        for layer in reversed(self.layers):
+            parts = getattr(layer, "parts", None)
+            yield from reversed(parts()) if parts is not None else (layer,)
 
 
 class _InvertibleBackprop(torch.autograd.Function):
@@ -94,40 +83,42 @@ class _InvertibleBackprop(torch.autograd.Function):
         (z,) = ctx.saved_tensors
         index = {id(p): i for i, p in enumerate(ctx.params)}
         param_grads: list[Tensor | None] = [None] * len(ctx.params)
-        for layer in reversed(ctx.seq.layers):
-            grad_z, z = _layer_backward(layer, z, grad_z, grad_logdet, index, param_grads)
+        with frozen_statistics(ctx.seq):  # the forward already counted this batch
+            for unit in ctx.seq.units():
+                grad_z, z = _unit_backward(unit, z, grad_z, grad_logdet, index, param_grads)
         return (None, grad_z, *param_grads)
 
 
-def _rebuild(layer: nn.Module, z: Tensor) -> tuple[tuple[Tensor, ...], tuple[Tensor, Tensor]]:
-    """Input leaves of ``layer`` given its output ``z``, and ``layer``'s forward from them."""
-    rebuild = getattr(layer, "rebuild", None)
+def _rebuild(unit: Any, z: Tensor) -> Rebuilt:
+    """Input leaves of ``unit`` given its output ``z``, and its forward from them."""
+    rebuild = getattr(unit, "rebuild", None)
     if rebuild is not None:  # couplings: one net evaluation instead of two
-        return rebuild(z)
+        return cast(Rebuilt, rebuild(z))
     with torch.no_grad():
-        x = cast(FlowLayer, layer).inverse(z)
+        x = unit.inverse(z)
     x = x.detach().requires_grad_(True)
-    return (x,), layer(x)
+    z_again, logdet = unit(x)
+    return Rebuilt((x,), lambda leaf: leaf, z_again, logdet)
 
 
-def _layer_backward(layer: nn.Module, z: Tensor, grad_z: Tensor, grad_logdet: Tensor,
-                    index: dict[int, int],
-                    param_grads: list[Tensor | None]) -> tuple[Tensor, Tensor]:
-    """Reconstruct one layer's input from its output, re-run it under autograd, backprop it alone.
-    Returns the gradient w.r.t. the layer's input and the (detached) input itself."""
-    params = [p for p in layer.parameters() if id(p) in index]
+def _unit_backward(unit: Any, z: Tensor, grad_z: Tensor, grad_logdet: Tensor,
+                   index: dict[int, int],
+                   param_grads: list[Tensor | None]) -> tuple[Tensor, Tensor]:
+    """Reconstruct one unit's input from its output, re-run it under autograd, backprop it alone.
+    Returns the gradient w.r.t. the unit's input and the (detached) input itself."""
+    params = [p for p in unit.parameters() if id(p) in index]
     with torch.enable_grad():
-        leaves, (z, logdet) = _rebuild(layer, z)
-        pairs = [(t, g) for t, g in ((z, grad_z), (logdet, grad_logdet)) if t.requires_grad]
-        grads = torch.autograd.grad([t for t, _ in pairs], (*leaves, *params),
+        r = _rebuild(unit, z)
+        pairs = [(t, g) for t, g in ((r.z, grad_z), (r.logdet, grad_logdet)) if t.requires_grad]
+        grads = torch.autograd.grad([t for t, _ in pairs], (*r.leaves, *params),
                                     [g for _, g in pairs], allow_unused=True)
-    n = len(leaves)
+    n = len(r.leaves)
     for p, g in zip(params, grads[n:], strict=True):
         if g is not None:
             i = index[id(p)]
             prev = param_grads[i]
             param_grads[i] = g if prev is None else prev + g
     grad_x = [g if g is not None else torch.zeros_like(x)
-              for g, x in zip(grads[:n], leaves, strict=True)]
-    x = leaves[0] if n == 1 else torch.cat(leaves, dim=1)
-    return (grad_x[0] if n == 1 else torch.cat(grad_x, dim=1)), x.detach()
+              for g, x in zip(grads[:n], r.leaves, strict=True)]
+    with torch.no_grad():
+        return r.join(*grad_x), r.join(*r.leaves).detach()

@@ -27,10 +27,10 @@ def unsqueeze(z: Tensor) -> Tensor:
 class Squeeze(nn.Module):
     """Volume-preserving reshape; log-det 0."""
 
-    def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         return squeeze(x), x.new_zeros(x.shape[0])
 
-    def inverse(self, z: Tensor, cond: Tensor | None = None) -> Tensor:
+    def inverse(self, z: Tensor) -> Tensor:
         return unsqueeze(z)
 
 

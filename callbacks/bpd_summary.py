@@ -19,12 +19,10 @@ def _batch_size(batch: Any) -> int:
     return int(first.shape[0])
 
 
-class TestBitsPerDim(Callback):
+class BpdSummary(Callback):
     """At test end, copy ``trainer.callback_metrics[key]`` (the value ``trainer.test()``
     returns) into the summary of every W&B logger and into ``test_bpd.json`` together with the
     number of test images seen (summed over ranks)."""
-
-    __test__ = False  # a callback, not a pytest test class
 
     def __init__(self, key: str = "test/bpd", filename: str = "test_bpd.json") -> None:
         self.key = key
@@ -49,7 +47,7 @@ class TestBitsPerDim(Callback):
             return
         value = trainer.callback_metrics.get(self.key)
         if value is None:
-            rank_zero_warn(f"TestBitsPerDim: no '{self.key}' among the test metrics")
+            rank_zero_warn(f"BpdSummary: no '{self.key}' among the test metrics")
             return
         record: dict[str, float | int] = {self.key: float(value)}
         if self.num_images is not None:
