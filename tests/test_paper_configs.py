@@ -52,3 +52,27 @@ def test_reference_settings():
     assert celeba.data.batch_size == 1
     assert load_config(["experiment=imagenet64_glow"]).model.levels == 4
     assert load_config(["experiment=cifar10_glow_conditional"]).model.conditional
+
+
+def test_realnvp_cifar10_is_the_papers_architecture():
+    """Dinh et al. 2017, Sec. 4.1: CIFAR-10 with 8 residual blocks of 64 feature maps, one
+    downscale; 3 checkerboard, 3 channel-wise, then 4 checkerboard couplings, each followed by
+    batch normalisation; logit preprocessing with alpha = 0.05; L2 5e-5 on the scales only."""
+    from glow_lightning.flows import BatchNormFlow, CheckerboardMask, Coupling, Logit
+    from glow_lightning.flows.nets import ResNet, WNConv2d
+
+    cfg = load_config(["experiment=realnvp_cifar10"])
+    with torch.device("meta"):
+        flow = build_flow((3, 32, 32), cfg.model, seed=cfg.seed)
+    couplings = [m for m in flow.modules() if isinstance(m, Coupling)]
+    kinds = ["checker" if isinstance(c.mask, CheckerboardMask) else "channel" for c in couplings]
+    assert kinds == ["checker"] * 3 + ["channel"] * 3 + ["checker"] * 4
+    nets = [c.net for c in couplings]
+    assert all(isinstance(n, ResNet) and len(n.blocks) == 8 for n in nets)
+    assert [n.inp.v.shape[0] for n in nets] == [64] * 3 + [128] * 7  # doubling at the squeeze
+    assert all(isinstance(n.inp, WNConv2d) and isinstance(n.norm, torch.nn.BatchNorm2d)
+               for n in nets)
+    assert sum(isinstance(m, BatchNormFlow) for m in flow.modules()) == len(couplings)
+    logit = flow.levels[0].layers[0]
+    assert isinstance(logit, Logit) and logit.alpha == 0.05
+    assert (cfg.optim.scale_l2, cfg.optim.weight_decay, cfg.model.learn_top) == (5e-5, 0.0, False)
