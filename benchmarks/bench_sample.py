@@ -121,6 +121,7 @@ def main() -> None:
         impls.append(ours(shape, **cfg, model=flow, name="glow-lightning (checkpoint)"))
     data = digits_like(shape, 16 * max(steps, 1), args.seed)
     names = ([] if args.ckpt else ["ours"]) + list(PEERS)
+    names += [f"ours@{args.baseline}"] if args.baseline and not args.ckpt else []
     if args.bf16:
         names += ([] if args.ckpt else ["ours-bf16"]) + [f"{p}-bf16" for p in PEERS]
     for name in names:
@@ -147,7 +148,8 @@ def main() -> None:
         "their quartiles.",
         common.table(["implementation", "parameters", "seconds / 64 samples",
                       "speed-up vs fastest peer", "paired (quartiles)",
-                      "non-finite pixels / all pixels drawn"], rows)])
+                      "non-finite pixels / all pixels drawn"], rows),
+        common.baseline_line(times, "glow-lightning", args.baseline)])
     title = ("Sampling latency" + (", default-run checkpoint" if args.ckpt else "")
              + (", bfloat16" if args.bf16 else ""))
     common.report(title, body, args)

@@ -64,7 +64,7 @@ def compiled_ours(cfg: dict, seed: int, net_dtype: str, cpp_wrapper: bool = Fals
 
 
 def run_config(label: str, cfg: dict, batch: int, rounds: int, args, compile_ours: bool) -> list:
-    names = ["ours", *PEERS]
+    names = ["ours", *PEERS, *([f"ours@{args.baseline}"] if args.baseline else [])]
     if args.bf16:
         names += ["ours-bf16", *(f"{p}-bf16" for p in PEERS)]
     impls = build_all(names, cfg, args.seed, compile_ours, args.bf16, args.cpp_wrapper)
@@ -81,7 +81,14 @@ def run_config(label: str, cfg: dict, batch: int, rounds: int, args, compile_our
                      f"{rate[impl.name] / rate[best_peer]:.2f}×",
                      common.paired_speedup(times[impl.name], times[best_peer]),
                      len(times[impl.name])])
+    note = common.baseline_line(times, "glow-lightning", args.baseline)
+    if note:
+        print(f"config {label}, batch {batch}: {note}", flush=True)
+        BASELINE_NOTES.append(f"Config {label}, batch {batch}: {note}")
     return rows
+
+
+BASELINE_NOTES: list[str] = []
 
 
 def main() -> None:
@@ -116,7 +123,7 @@ def main() -> None:
         "the fastest peer row in the same run (bf16 autocast rows included when present); "
         "*paired* is the median of the per-round ratios with their quartiles. "
         "Optimiser: torch.optim.Adam(fused=True) for all.",
-        common.table(HEADERS, rows)])
+        common.table(HEADERS, rows), *BASELINE_NOTES])
     title = "Training throughput" + (" with compile_flow" if args.compile else "") + (
         " (C++ wrapper)" if args.compile and args.cpp_wrapper else "") + (
         ", bfloat16" if args.bf16 else "")

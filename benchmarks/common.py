@@ -32,7 +32,19 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="fast smoke run; RESULTS.md untouched")
     p.add_argument("--no-write", action="store_true", help="print only, leave RESULTS.md alone")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--baseline", default=None, metavar="REV",
+                   help="add our flows as of git revision REV (e.g. HEAD~1) to the comparison, "
+                        "with the paired speed-up of the current code over it")
     return p
+
+
+def baseline_line(times: dict[str, list[float]], ours: str, rev: str | None) -> str:
+    """One sentence: the paired speed-up of ``ours`` over the ``ours@rev`` row, or nothing."""
+    base = next((name for name in times if name.endswith(f"@{rev}")), None) if rev else None
+    if base is None:
+        return ""
+    return (f"Current code against `{rev}` (same run, paired by round): "
+            f"{paired_speedup(times[ours], times[base])} as fast.")
 
 
 def adam(params, lr: float = 1e-4) -> torch.optim.Optimizer:

@@ -18,6 +18,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -25,6 +27,7 @@ from torch import Tensor, nn
 from glow_lightning.flows import build_flow
 
 LOG_2PI = math.log(2 * math.pi)
+ROOT = Path(__file__).resolve().parents[1]
 PEERS = ("normflows", "freia")
 
 
@@ -122,6 +125,35 @@ def freia(shape: tuple[int, int, int], levels: int, steps: int, hidden: int) -> 
     return Impl("FrEIA", inn, nll, sample)
 
 
+def previous_flows(rev: str) -> Any:
+    """``glow_lightning.flows`` as it stood at git revision ``rev`` of this repository, imported
+    as ``glow_lightning_prev.flows`` beside the current package (the old tree is exported to a
+    temporary folder with its imports renamed), so both run interleaved in one process."""
+    import importlib
+    import subprocess
+    import sys
+    import tempfile
+
+    target = Path(tempfile.mkdtemp(prefix="glow-prev-"))
+    archive = subprocess.run(["git", "archive", rev, "glow_lightning"], cwd=ROOT, check=True,
+                             capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    package = target / "glow_lightning"
+    for path in package.rglob("*.py"):
+        path.write_text(path.read_text().replace("glow_lightning", "glow_lightning_prev"))
+    package.rename(target / "glow_lightning_prev")
+    sys.path.insert(0, str(target))
+    return importlib.import_module("glow_lightning_prev.flows")
+
+
+def ours_at(rev: str, shape: tuple[int, int, int], levels: int, steps: int, hidden: int) -> Impl:
+    """Our Glow as built by the code at git revision ``rev`` (for before/after comparisons)."""
+    flow = previous_flows(rev).build_flow(shape, levels=levels, steps=steps,
+                                          hidden_channels=hidden)
+    return Impl(f"glow-lightning@{rev}", flow, lambda x: -flow.log_prob(x),
+                lambda n, t: flow.sample(n, t))
+
+
 def autocast_bf16(impl: Impl) -> Impl:
     """``impl`` with its NLL and sampler run under ``torch.autocast(bfloat16)``: the one-line
     mixed precision a user of a peer library would reach for (it also puts the peer's 1×1 convs
@@ -142,7 +174,10 @@ def autocast_bf16(impl: Impl) -> Impl:
 def build(name: str, shape: tuple[int, int, int], levels: int, steps: int, hidden: int,
           **kwargs) -> Impl:
     """Build ``name`` ∈ {ours, ours-bf16 (bfloat16 coupling nets), ours-ms (memory saving),
-    normflows, freia, normflows-bf16, freia-bf16 (under bfloat16 autocast)}."""
+    ours@REV (the code at git revision REV), normflows, freia, normflows-bf16, freia-bf16
+    (under bfloat16 autocast)}."""
+    if name.startswith("ours@"):
+        return ours_at(name.removeprefix("ours@"), shape, levels, steps, hidden)
     if name == "ours":
         return ours(shape, levels, steps, hidden, **kwargs)
     if name == "ours-bf16":

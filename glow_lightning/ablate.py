@@ -23,7 +23,6 @@ from glow_lightning.ablation import (
     Ablation,
     AblationSpec,
     Budget,
-    is_rank_zero,
     load_spec,
     run_grid,
     select,
@@ -32,6 +31,7 @@ from glow_lightning.ablation import (
 from glow_lightning.cli import parse_number, split_keys
 from glow_lightning.config import load_config
 from glow_lightning.errors import ConfigError
+from glow_lightning.launch import is_rank_zero
 
 DEFAULT_ABLATION = "digits"
 GRID_KEYS = ("model.architecture", "model.coupling", "model.permutation")

@@ -5,8 +5,10 @@
   checkpoint intact. (Lightning's own writer stages through the system temp folder and falls back
   to a copy when that lies on another file system, which is not atomic.) Every load is
   weights-only (:mod:`glow_lightning.safe_load`).
-* :class:`StepCheckpoint` saves every N optimiser steps, ``last.ckpt`` beside them, and once more
-  when training ends, so ``last.ckpt`` always holds the final state.
+* :class:`StepCheckpoint` saves every N optimiser steps (else every epoch), keeps the newest
+  ``keep`` of those files, ``last.ckpt`` beside them, and saves once more when training ends, so
+  ``last.ckpt`` always holds the final state; :func:`best_checkpoint` keeps ``best.ckpt``, the
+  lowest ``val/bpd`` so far. A run's folder thus holds at most ``keep + 2`` checkpoints.
 * :func:`resolve_resume` turns ``resume=auto|<path>`` into the checkpoint to continue from;
   :func:`check_resumable` refuses, in one line, a checkpoint whose weights do not fit the model.
 """
@@ -79,14 +81,15 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 class StepCheckpoint(ModelCheckpoint):
-    """``ModelCheckpoint`` that also saves (a step file and ``last.ckpt``) when training ends,
-    unless the final step was just saved; ``last.ckpt`` is overwritten, never versioned."""
+    """``ModelCheckpoint`` of the newest ``keep`` step files that also saves (a step file and
+    ``last.ckpt``) when training ends, unless the final step was just saved; ``last.ckpt`` is
+    overwritten, never versioned."""
 
-    def __init__(self, dirpath: str | Path, every_n_steps: int = 0, save_last: bool = True) -> None:
-        every = every_n_steps or None
+    def __init__(self, dirpath: str | Path, every_n_steps: int = 0, save_last: bool = True,
+                 keep: int = 3) -> None:
         super().__init__(dirpath=str(dirpath), filename="step{step:07d}",
-                         auto_insert_metric_name=False, every_n_train_steps=every,
-                         save_top_k=-1 if every else 1, save_last=save_last,
+                         auto_insert_metric_name=False, every_n_train_steps=every_n_steps or None,
+                         monitor="step", mode="max", save_top_k=keep, save_last=save_last,
                          enable_version_counter=False)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -100,6 +103,14 @@ class StepCheckpoint(ModelCheckpoint):
     def last_path(self) -> str:
         """The newest checkpoint written: ``last.ckpt`` when kept, else the newest step file."""
         return self.last_model_path or self._last_checkpoint_saved or ""
+
+
+def best_checkpoint(dirpath: str | Path) -> ModelCheckpoint:
+    """``best.ckpt``: the weights with the lowest ``val/bpd`` so far, replaced at a validation
+    that improves on it."""
+    return ModelCheckpoint(dirpath=str(dirpath), filename="best", monitor="val/bpd", mode="min",
+                           save_top_k=1, auto_insert_metric_name=False,
+                           enable_version_counter=False)
 
 
 def check_resumable(path: str | Path, module: torch.nn.Module) -> None:

@@ -33,7 +33,8 @@ class DataConfig:
     image_size: int | None = None
     batch_size: int = 64
     eval_batch_size: int | None = None
-    num_workers: int = 0
+    num_workers: int | None = None  # None: worker processes where images are decoded per item
+    streaming: bool = False  # read the source as streams (Hub ids too big to download)
     val_size: int = 0
     seed: int = 0
     augment: bool = False
@@ -112,7 +113,9 @@ class CallbackConfig:
 @dataclass
 class CheckpointConfig:
     every_n_steps: int = 0  # 0: at the end of each epoch; always once more when training ends
+    keep: int = 3  # the newest step checkpoints kept (older ones are deleted)
     keep_last: bool = True  # <run_dir>/checkpoints/last.ckpt, overwritten at every save
+    keep_best: bool = True  # <run_dir>/checkpoints/best.ckpt: the lowest val/bpd so far
 
 
 @dataclass
@@ -232,6 +235,7 @@ def validate(cfg: ExperimentConfig) -> None:
            f"optim.max_skipped_in_row={cfg.optim.max_skipped_in_row} must be >= 1")
     _check(cfg.trainer.budget_minutes is None or cfg.trainer.budget_minutes > 0,
            f"trainer.budget_minutes={cfg.trainer.budget_minutes} must be > 0 (or null: no budget)")
+    _check(cfg.checkpoint.keep >= 1, f"checkpoint.keep={cfg.checkpoint.keep} must be >= 1")
     _check(cfg.checkpoint.every_n_steps >= 0,
            f"checkpoint.every_n_steps={cfg.checkpoint.every_n_steps} must be >= 0 (0: every epoch)")
     _check(cfg.logger.kind in ("wandb", "csv", "tensorboard", "none"),

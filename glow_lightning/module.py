@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import zlib
 from collections.abc import Iterator, Sequence
 from typing import Any, cast
 
@@ -29,6 +30,7 @@ from glow_lightning.config import OptimConfig
 from glow_lightning.ema import EMA
 from glow_lightning.flows import (
     FlowConfig,
+    FlowOutput,
     MultiScaleFlow,
     build_flow,
     compile_flow,
@@ -38,12 +40,23 @@ from glow_lightning.flows import (
 )
 from glow_lightning.flows.spec import replace
 from glow_lightning.guard import NonFiniteGuard
-from glow_lightning.ops import bins_to_float, bits_per_dim, dequantize
+from glow_lightning.ops import bins_to_float, bits_per_dim, dequantize, level_bit_names, level_bits
 from glow_lightning.rng import gather_rng_states, set_local_rng_state, step_noise
 
 STAGES = ("train", "val", "test")
 STATE_KEY = "glow_lightning"  # checkpoint entry: batch counter, guard counts, per-rank RNG
 EVAL_NOISE_SEED = 0  # seeds the fixed per-image dequantisation noise of val and test
+
+
+def metric_names(levels: int, num_classes: int) -> dict[str, MeanMetric]:
+    """The module's ``MeanMetric``s: bpd per stage, the per-level terms for val and test, and the
+    class loss and accuracy of class-conditional flows."""
+    names = [f"{stage}_bpd" for stage in STAGES]
+    for stage in ("val", "test"):
+        names += [f"{stage}_{name}" for name in level_bit_names(levels)]
+    if num_classes:
+        names += [f"{stage}_{m}" for stage in STAGES for m in ("class_loss", "accuracy")]
+    return {name: MeanMetric() for name in names}
 
 
 class GlowModule(L.LightningModule):
@@ -69,7 +82,7 @@ class GlowModule(L.LightningModule):
         self.n_bits = n_bits
         decay = self.optim_cfg.ema_decay
         self.ema = EMA(self.flow, decay) if decay > 0 else None
-        self.metrics = torch.nn.ModuleDict({f"{s}_bpd": MeanMetric() for s in STAGES})
+        self.metrics = torch.nn.ModuleDict(metric_names(len(self.flow.levels), num_classes))
         self.guard = NonFiniteGuard(self.optim_cfg.max_skipped_in_row)
         self.noise_seed = seed
         self.train_batches = 0  # training batches seen, skipped ones included; seeds the noise
@@ -115,13 +128,12 @@ class GlowModule(L.LightningModule):
         return step_noise(bins.shape, self.noise_seed, self.train_batches, self.global_rank,
                           bins.device, self.float_dtype)
 
-    def _eval_noise(self, bins: Tensor, index: Tensor | None) -> Tensor | None:
-        """Fixed dequantisation noise per image index, so eval bpd is independent of batching and
-        of the number of processes."""
-        if index is None:
-            return None
-        gens = [torch.Generator().manual_seed(EVAL_NOISE_SEED * 1_000_003 + int(i))
-                for i in index]
+    def _eval_noise(self, bins: Tensor) -> Tensor:
+        """Fixed dequantisation noise per image, seeded by the image's own pixels, so eval bpd
+        does not depend on batching, order, the number of processes or a streamed read."""
+        pixels = bins.to("cpu", torch.uint8).numpy()
+        seeds = [EVAL_NOISE_SEED * 2**32 + zlib.crc32(image.tobytes()) for image in pixels]
+        gens = [torch.Generator().manual_seed(seed) for seed in seeds]
         noise = torch.stack([torch.rand(bins.shape[1:], generator=g) for g in gens])
         return noise.to(device=bins.device, dtype=self.float_dtype)
 
@@ -141,29 +153,46 @@ class GlowModule(L.LightningModule):
             self.flow(self.to_flow_input(bins))
 
     # ----------------------------------------------------------------- steps
-    def _unpack(self, batch: Any) -> tuple[Tensor, Tensor | None, Tensor | None]:
+    def _unpack(self, batch: Any) -> tuple[Tensor, Tensor | None]:
         bins, labels = batch[0], batch[1]
-        index = batch[2] if len(batch) > 2 else None
         y = labels if self.num_classes and bool((labels >= 0).all()) else None
-        return bins, y, index
+        return bins, y
 
     def _shared_step(self, batch: Any, stage: str) -> Tensor:
-        bins, y, index = self._unpack(batch)
+        bins, y = self._unpack(batch)
         if self.needs_data_init():  # every rank reaches this in the same stage: reduce is matched
             self.data_init(bins)
         flow: torch.nn.Module = self.flow if stage == "train" else self.eval_flow()
-        noise = self._train_noise(bins) if stage == "train" else self._eval_noise(bins, index)
+        noise = self._train_noise(bins) if stage == "train" else self._eval_noise(bins)
         out = flow(self.to_flow_input(bins, noise), y)
         bpd = bits_per_dim(out.log_prob, self.flow.num_dims, self.n_bits)
         self._update_bpd(stage, bpd.detach())
+        if stage != "train":
+            self._update_levels(stage, out)
         loss = bpd.mean()
         if out.logits is not None and y is not None:
-            ce = F.cross_entropy(out.logits, y)
-            acc = (out.logits.argmax(1) == y).float().mean()
-            self.log_dict({f"{stage}/class_loss": ce, f"{stage}/accuracy": acc},
-                          batch_size=bins.shape[0])
-            loss = loss + self.optim_cfg.class_loss_weight * ce
+            ce = F.cross_entropy(out.logits, y, reduction="none")
+            self._update_classes(stage, ce.detach(), (out.logits.argmax(1) == y).float())
+            loss = loss + self.optim_cfg.class_loss_weight * ce.mean()
         return loss
+
+    def _log_mean(self, stage: str, name: str, values: Tensor, **kwargs: Any) -> None:
+        """``values`` (B,) into the stage's ``MeanMetric`` ``name``, logged as ``stage/name``
+        (torchmetrics reduces it over ranks at epoch end)."""
+        metric = cast(MeanMetric, self.metrics[f"{stage}_{name}"])
+        metric.update(values)
+        self.log(f"{stage}/{name}", metric, on_epoch=True, batch_size=values.shape[0], **kwargs)
+
+    def _update_levels(self, stage: str, out: FlowOutput) -> None:
+        """Where the bits go (see :func:`glow_lightning.ops.level_bits`): per level, the prior
+        term and the log-det in bits/dim; with ``bits_quantisation`` they sum to the bpd."""
+        terms = level_bits(out.logdets, out.priors, self.flow.num_dims, self.n_bits)
+        for name, values in terms.items():
+            self._log_mean(stage, name, values.detach(), on_step=False)
+
+    def _update_classes(self, stage: str, ce: Tensor, correct: Tensor) -> None:
+        self._log_mean(stage, "class_loss", ce, on_step=stage == "train")
+        self._log_mean(stage, "accuracy", correct, on_step=stage == "train")
 
     def _update_bpd(self, stage: str, bpd: Tensor) -> None:
         """Per-sample bpd into the stage's mean; non-finite training samples get weight 0 (their

@@ -24,12 +24,14 @@ from glow_lightning.budget import TimeBudget
 from glow_lightning.checkpointing import (
     AtomicCheckpointIO,
     StepCheckpoint,
+    best_checkpoint,
     check_resumable,
     resolve_resume,
 )
 from glow_lightning.config import ExperimentConfig, to_dict, to_yaml
 from glow_lightning.errors import ConfigError, DataError, TrainingDiverged
 from glow_lightning.flows import FlowConfig, check
+from glow_lightning.launch import init_process_group, is_rank_zero, node_leader_first, shared
 from glow_lightning.module import GlowModule
 from glow_lightning.safe_load import check_checkpoint
 from glow_lightning.wandb_run import finish, wandb_logger
@@ -42,14 +44,14 @@ RUN_NAME_ENV = "GLOW_LIGHTNING_RUN_NAME"
 
 
 def run_dir_for(cfg: ExperimentConfig) -> Path:
-    """``<out_dir>/<run_name>``; without a run name, ``<name>-<time>`` chosen once and passed to
-    DDP child processes through the environment, so every rank uses the same folder."""
+    """``<out_dir>/<run_name>``; without a run name, ``<name>-<time>`` chosen once per launch:
+    by rank zero and broadcast when a launcher (torchrun, SLURM) started every process, passed
+    through the environment to the processes Lightning's own launcher starts."""
     if cfg.run_name:
         return Path(cfg.out_dir) / cfg.run_name
-    child = os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0"
-    name = os.environ.get(RUN_NAME_ENV) if child else None
+    name = os.environ.get(RUN_NAME_ENV) if not is_rank_zero() else None
     if not name:
-        name = f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        name = shared(f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}")
         os.environ[RUN_NAME_ENV] = name
     return Path(cfg.out_dir) / name
 
@@ -108,40 +110,50 @@ def build_logger(cfg: ExperimentConfig, run_dir: Path, resume: str | None = None
     return wandb_logger(cfg, run_dir, resume)
 
 
-def checkpoint_callback(cfg: ExperimentConfig, run_dir: Path) -> StepCheckpoint:
-    return StepCheckpoint(run_dir / "checkpoints", cfg.checkpoint.every_n_steps,
-                          cfg.checkpoint.keep_last)
+def checkpoint_callbacks(cfg: ExperimentConfig, run_dir: Path) -> list[Callback]:
+    """The step checkpoints (newest ``checkpoint.keep`` and ``last.ckpt``), then ``best.ckpt``."""
+    c, folder = cfg.checkpoint, run_dir / "checkpoints"
+    steps = StepCheckpoint(folder, c.every_n_steps, c.keep_last, c.keep)
+    return [steps, *([best_checkpoint(folder)] if c.keep_best else [])]
 
 
 DDP_START = {"ddp": "popen", "ddp_spawn": "spawn", "ddp_fork": "fork", "ddp_notebook": "fork"}
 
 
-def build_strategy(name: str) -> Any:
+def build_strategy(name: str, running_statistics: bool = False) -> Any:
     """A ``DDPStrategy`` for the ``ddp*`` names, else the name for Lightning to resolve.
 
-    Buffers are not re-broadcast before every forward (``broadcast_buffers=False``): every
-    buffer of a flow is either fixed at construction (permutations, LU ``P`` and signs, masks) or
-    set identically on every rank (ActNorm's ``initialized``, from all-reduced statistics), so the
-    per-step broadcast only costs time. Gradients are views into DDP's buckets (no copy).
+    Buffers are re-broadcast from rank zero before every forward only for flows with running
+    statistics (batch norm: each rank's would drift apart). Every other buffer of a flow is
+    fixed at construction (permutations, LU ``P`` and signs, masks) or set identically on every
+    rank (ActNorm's ``initialized``, from all-reduced statistics), where the per-step broadcast
+    only costs time. Gradients are views into DDP's buckets (no copy).
     """
     if name not in DDP_START:
         return name
     from lightning.pytorch.strategies import DDPStrategy
 
-    return DDPStrategy(start_method=DDP_START[name], broadcast_buffers=False,  # type: ignore[arg-type]
-                       gradient_as_bucket_view=True)
+    return DDPStrategy(start_method=DDP_START[name],  # type: ignore[arg-type]
+                       broadcast_buffers=running_statistics, gradient_as_bucket_view=True)
+
+
+def has_running_statistics(module: torch.nn.Module) -> bool:
+    return any(hasattr(m, "running_mean") for m in module.modules())
 
 
 def build_trainer(cfg: ExperimentConfig, run_dir: Path, callbacks: list[Callback],
-                  logger: Logger | bool) -> L.Trainer:
+                  logger: Logger | bool, running_statistics: bool = False) -> L.Trainer:
     t = cfg.trainer
+    strategy = build_strategy(t.strategy, running_statistics)
     extra: dict[str, Any] = {}
+    if cfg.data.streaming:  # a fresh stream every epoch: reshuffled, set to that epoch
+        extra["reload_dataloaders_every_n_epochs"] = 1
     for key in ("limit_train_batches", "limit_val_batches", "max_time"):
         if getattr(t, key) is not None:
             extra[key] = getattr(t, key)
     return L.Trainer(
         max_epochs=t.max_epochs, max_steps=t.max_steps, accelerator=t.accelerator,
-        devices=t.devices, num_nodes=t.num_nodes, strategy=build_strategy(t.strategy),
+        devices=t.devices, num_nodes=t.num_nodes, strategy=strategy,
         precision=t.precision,  # type: ignore[arg-type]  # Lightning checks the name
         log_every_n_steps=t.log_every_n_steps, check_val_every_n_epoch=t.check_val_every_n_epoch,
         deterministic=t.deterministic, enable_progress_bar=t.enable_progress_bar,
@@ -152,33 +164,38 @@ def build_trainer(cfg: ExperimentConfig, run_dir: Path, callbacks: list[Callback
 
 
 def experiment_callbacks(cfg: ExperimentConfig, run_dir: Path) -> list[Callback]:
-    """The checkpoint callback first, the time budget (if any), then the observing callbacks
-    of ``cfg.callbacks``."""
+    """The checkpoint callbacks first (step checkpoints, then best), the time budget (if any),
+    then the observing callbacks of ``cfg.callbacks``."""
     from glow_lightning.callbacks import build_callbacks
 
     budget = [TimeBudget(cfg.trainer.budget_minutes)] if cfg.trainer.budget_minutes else []
-    return [checkpoint_callback(cfg, run_dir), *budget, *build_callbacks(cfg.callbacks)]
+    return [*checkpoint_callbacks(cfg, run_dir), *budget, *build_callbacks(cfg.callbacks)]
 
 
 def prepare_run(cfg: ExperimentConfig) -> tuple[Path, str | None]:
-    """Threads, seeds, the run directory with its config.yaml, and the checkpoint to resume from
-    (checked weights-only loadable before anything else happens)."""
+    """Threads, seeds, the launch's process group (torchrun, SLURM), the run directory with its
+    config.yaml (written by rank zero), and the checkpoint to resume from (checked weights-only
+    loadable before anything else happens)."""
     if cfg.trainer.num_threads:
         torch.set_num_threads(cfg.trainer.num_threads)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
+    init_process_group(cfg.trainer.accelerator)
     run_dir = run_dir_for(cfg)
     resume = resolve_resume(cfg, run_dir)
     if resume:
         check_checkpoint(resume)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(to_yaml(cfg))
+    if is_rank_zero():
+        (run_dir / "config.yaml").write_text(to_yaml(cfg))
     return run_dir, resume
 
 
 def setup_data(cfg: ExperimentConfig) -> ImageDataModule:
+    """The data module, prepared once per node (the node's other processes wait, then read the
+    prepared data) and set up."""
     datamodule = build_datamodule(cfg)
     check_model(cfg, datamodule.image_shape)
-    datamodule.prepare_data()
+    node_leader_first(datamodule.prepare_data)
     datamodule.setup("fit")
     return datamodule
 
@@ -194,7 +211,8 @@ def train(cfg: ExperimentConfig, extra_callbacks: list[Callback] | None = None) 
     callbacks = [*experiment_callbacks(cfg, run_dir), *(extra_callbacks or [])]
     checkpoints = callbacks[0]
     assert isinstance(checkpoints, StepCheckpoint)
-    trainer = build_trainer(cfg, run_dir, callbacks, build_logger(cfg, run_dir, resume))
+    trainer = build_trainer(cfg, run_dir, callbacks, build_logger(cfg, run_dir, resume),
+                            has_running_statistics(module))
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
     if module.guard.tripped:
         finish(trainer)

@@ -20,6 +20,7 @@ from glow_lightning.ablation.grid import Cell
 from glow_lightning.ablation.history import BpdHistory
 from glow_lightning.config import ExperimentConfig, load_config
 from glow_lightning.errors import ConfigError
+from glow_lightning.launch import is_rank_zero
 from glow_lightning.run import run_dir_for, train
 
 
@@ -40,15 +41,6 @@ class Budget:
             words.append(f"trainer.max_time=00:{seconds // 3600:02d}:{seconds // 60 % 60:02d}:"
                          f"{seconds % 60:02d}")
         return words
-
-
-def is_rank_zero() -> bool:
-    """Whether this process is global rank 0 under torchrun, SLURM or Lightning's own DDP
-    launcher (each rank runs the same grid loop; only rank 0 touches the files)."""
-    for key in ("RANK", "SLURM_PROCID"):
-        if key in os.environ:
-            return int(os.environ[key]) == 0
-    return int(os.environ.get("LOCAL_RANK", 0)) == 0 and int(os.environ.get("NODE_RANK", 0)) == 0
 
 
 def run_name(cell: Cell, seed: int) -> str:

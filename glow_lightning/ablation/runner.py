@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from glow_lightning.ablation.cell import Budget, is_rank_zero, read_result, result_path, run_cell
+from glow_lightning.ablation.cell import Budget, read_result, result_path, run_cell
 from glow_lightning.ablation.grid import Cell
 from glow_lightning.ablation.history import HISTORY_FILE, read_history
 from glow_lightning.ablation.plot import plot_curves
@@ -23,6 +23,7 @@ from glow_lightning.ablation.report import summarise, write_csv, write_markdown
 from glow_lightning.ablation.sweep import write_sweep
 from glow_lightning.ablation.wandb_summary import inside_sweep, log_summary_run
 from glow_lightning.config import load_config
+from glow_lightning.launch import is_rank_zero
 from glow_lightning.wandb_run import wandb_mode
 
 

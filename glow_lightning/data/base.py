@@ -8,6 +8,7 @@ distribution through its samplers. Batches are ``(bins, labels)``: bins uint8 (B
 
 from __future__ import annotations
 
+import os
 from typing import Any, ClassVar
 
 import datasets
@@ -16,11 +17,18 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from glow_lightning.data.image_sets import ImageSet
+from glow_lightning.data.image_sets import ImageSet, InMemoryImages
 from glow_lightning.data.images import ImageSpec, View
 from glow_lightning.data.samplers import ResumeTracker, ShardedEvalSampler, ShardedShuffleSampler
-from glow_lightning.data.sources import LOCAL_HINT, cap_rows, load_source, pick_splits
+from glow_lightning.data.sources import (
+    LOCAL_HINT,
+    cap_rows,
+    load_source,
+    pick_splits,
+    source_kind,
+)
 from glow_lightning.data.splits import Columns, Splits, build_splits
+from glow_lightning.data.streaming import StreamPosition, Streams, open_streams
 from glow_lightning.errors import DataError
 
 
@@ -32,6 +40,9 @@ class ImageDataModule(L.LightningDataModule):
     ``label_column=None`` uses the dataset's default label column if the source has one.
     ``in_memory=None`` decodes the data once into memory when it fits in 1 GiB.
     ``tile_channels`` repeats 1-channel images to 3 channels (MNIST, digits).
+    ``streaming`` reads the source as streams, never materialised
+    (:mod:`glow_lightning.data.streaming`); ``num_workers=None`` picks worker processes where
+    images are decoded per item.
     """
 
     name = "images"  # the DATASETS key (LightningDataModule.name)
@@ -44,11 +55,13 @@ class ImageDataModule(L.LightningDataModule):
 
     def __init__(self, source: str | None = None, *, image_column: str | None = None,
                  label_column: str | None = None, n_bits: int | None = None, batch_size: int = 64,
-                 eval_batch_size: int | None = None, num_workers: int = 0, val_size: int = 0,
-                 seed: int = 0, augment: bool = False, image_size: int | None = None,
-                 cache_dir: str | None = None, max_train: int | None = None,
+                 eval_batch_size: int | None = None, num_workers: int | None = None,
+                 val_size: int = 0, seed: int = 0, augment: bool = False,
+                 image_size: int | None = None, cache_dir: str | None = None,
+                 max_train: int | None = None,
                  max_test: int | None = None, convert_mode: bool = False,
-                 tile_channels: bool = False, in_memory: bool | None = None) -> None:
+                 tile_channels: bool = False, in_memory: bool | None = None,
+                 streaming: bool = False) -> None:
         super().__init__()
         self.source, self.cache_dir = source, cache_dir
         self.columns = Columns(image_column, label_column, self.default_image_column,
@@ -57,13 +70,14 @@ class ImageDataModule(L.LightningDataModule):
         self.num_workers, self.val_size, self.seed = num_workers, val_size, seed
         self.augment, self.image_size, self.convert_mode = augment, image_size, convert_mode
         self.max_train, self.max_test, self.in_memory = max_train, max_test, in_memory
-        self.tile_channels = tile_channels
+        self.tile_channels, self.streaming = tile_channels, streaming
         self.spec = self.build_spec(self.default_n_bits if n_bits is None else n_bits)
         if tile_channels and self.spec.mode != "L":
             raise ValueError(f"tile_channels applies to 1-channel data (mnist, digits), "
                              f"not {self.name}")
         self._splits: Splits | None = None
-        self._train_sampler: ShardedShuffleSampler | None = None
+        self._streams: Streams | None = None
+        self._train_sampler: ShardedShuffleSampler | StreamPosition | None = None
         self._resume = ResumeTracker()
 
     def build_spec(self, n_bits: int) -> ImageSpec:
@@ -83,7 +97,15 @@ class ImageDataModule(L.LightningDataModule):
     @property
     def num_classes(self) -> int:
         """Number of label classes (0 when unlabelled); loads the data if not set up yet."""
-        return self.splits.num_classes
+        return self.streams.num_classes if self.streaming else self.splits.num_classes
+
+    @property
+    def streams(self) -> Streams:
+        """The train and test streams (``streaming=True``), opened on first use."""
+        if self._streams is None:
+            self.setup("fit")
+        assert self._streams is not None
+        return self._streams
 
     @property
     def splits(self) -> Splits:
@@ -94,14 +116,29 @@ class ImageDataModule(L.LightningDataModule):
         return self._splits
 
     # -- loading -----------------------------------------------------------------------------
-    def source_tables(self) -> tuple[datasets.Dataset, datasets.Dataset]:
-        """(train, test) Hugging Face datasets of the source."""
+    def _source(self) -> str:
         source = self.source or self.default_source
         if source is None:
             raise DataError(f"{self.name} has no default Hugging Face Hub dataset; "
                             f"point data.source= at {LOCAL_HINT}")
+        return source
+
+    def source_tables(self) -> tuple[datasets.Dataset, datasets.Dataset]:
+        """(train, test) Hugging Face datasets of the source."""
+        source = self._source()
         splits = load_source(source, self.cache_dir)
         return pick_splits(splits, self.test_split_names, self.seed, source)
+
+    def open_streams(self) -> Streams:
+        """The source's splits as streams (nothing is downloaded or converted)."""
+        source = self._source()
+        if self.val_size:
+            raise DataError("data.val_size holds images out of a map-style train split; with "
+                            "data.streaming=true validation uses the test split: set "
+                            "data.val_size=0")
+        splits = load_source(source, self.cache_dir, streaming=True)
+        return open_streams(source, source_kind(source), splits, self.test_split_names,
+                            self.columns, self.spec, self.seed, self.max_train, self.max_test)
 
     def load_tables(self) -> tuple[datasets.Dataset, datasets.Dataset]:
         """``source_tables`` capped by ``max_train`` / ``max_test``."""
@@ -109,12 +146,18 @@ class ImageDataModule(L.LightningDataModule):
         return cap_rows(train, self.max_train), cap_rows(test, self.max_test)
 
     def prepare_data(self) -> None:
-        """Download (or convert) the source once; safe to call again."""
-        self.load_tables()
+        """Download (or convert) the source once; safe to call again. Streams download
+        nothing: opening them checks the source."""
+        if self.streaming:
+            self.open_streams()
+        else:
+            self.load_tables()
 
     def setup(self, stage: str | None = None) -> None:
         """Load, check and split the data (once; later calls do nothing)."""
-        if self._splits is None:
+        if self.streaming:
+            self._streams = self._streams or self.open_streams()
+        elif self._splits is None:
             train, test = self.load_tables()
             self._splits = build_splits(train, test, self.spec, self.columns, self.val_size,
                                         self.seed, self.in_memory)
@@ -124,8 +167,22 @@ class ImageDataModule(L.LightningDataModule):
         trainer = self.trainer
         return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
 
-    def train_dataloader(self) -> DataLoader:
+    @property
+    def workers(self) -> int:
+        """``num_workers``, or by default worker processes where images are decoded per item
+        (streams and datasets too big for memory): up to 4 per process, within the cores."""
+        if self.num_workers is not None:
+            return self.num_workers
+        decoded_once = not self.streaming and isinstance(self.splits.train, InMemoryImages)
+        if decoded_once:  # a batch is a tensor slice: workers would only add copies
+            return 0
+        devices = self.trainer.num_devices if self.trainer is not None else 1
+        return max(1, min(4, (os.cpu_count() or 1) // max(1, devices) - 1))
+
+    def train_dataloader(self) -> Any:
         """Shuffled shard of train per rank; full batches only (stable shapes for compile)."""
+        if self.streaming:
+            return self._stream_train_loader()
         train = self.splits.train
         rank, world = self._rank_and_world()
         if len(train) // world < self.batch_size:
@@ -138,30 +195,53 @@ class ImageDataModule(L.LightningDataModule):
         self._resume.attach(sampler, self.trainer, self.batch_size)
         return self._loader(train, self.batch_size, sampler, drop_last=True)
 
+    def _stream_train_loader(self) -> Any:
+        """This rank's batches of the epoch's stream, skipping what a checkpoint trained on."""
+        rank, world = self._rank_and_world()
+        streams = self.streams
+        position = StreamPosition(streams.train_size // world // self.batch_size
+                                  * self.batch_size)
+        epoch = self.trainer.current_epoch if self.trainer is not None else 0
+        position.set_epoch(epoch)
+        self._resume.attach(position, self.trainer, self.batch_size)
+        self._train_sampler = position
+        skip, position.skip = position.skip if position.epoch == epoch else 0, 0
+        return streams.train_loader(rank, world, epoch, self.batch_size, self.workers, skip,
+                                    torch.cuda.is_available())
+
     def val_dataloader(self) -> DataLoader:
         """Held-out train images, or the test split when ``val_size`` is 0."""
+        if self.streaming:
+            return self._eval_loader(None)
         val = self.splits.val
         return self._eval_loader(self.splits.test if val is None else val)
 
     def test_dataloader(self) -> DataLoader:
-        return self._eval_loader(self.splits.test)
+        return self._eval_loader(None if self.streaming else self.splits.test)
 
-    def _eval_loader(self, dataset: ImageSet) -> DataLoader:
+    def _eval_loader(self, dataset: ImageSet | None) -> DataLoader:
         rank, world = self._rank_and_world()
+        if dataset is None:
+            return self.streams.eval_loader(rank, world, self.eval_batch_size, self.workers,
+                                            torch.cuda.is_available())
         sampler = ShardedEvalSampler(len(dataset), rank, world)
         return self._loader(dataset, self.eval_batch_size, sampler, drop_last=False)
 
     def _loader(self, dataset: ImageSet, batch_size: int, sampler: Any, drop_last: bool
                 ) -> DataLoader:
+        workers = self.workers
         return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last,
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
+                          num_workers=workers, persistent_workers=workers > 0,
                           pin_memory=torch.cuda.is_available())
 
     def example_images(self, n: int, split: str = "test") -> tuple[Tensor, Tensor]:
         """The first ``n`` images of ``split`` ("train", "val" or "test"), unaugmented.
 
         Returns bins uint8 (n', C, H, W) and labels int64 (n',) with n' = min(n, split size).
+        Streams offer their first test images for every split.
         """
+        if self.streaming:
+            return self.streams.example_images(n)
         sets = {"train": self.splits.train, "val": self.splits.val, "test": self.splits.test}
         if split not in sets:
             raise ValueError(f"split must be one of {sorted(sets)}, got {split!r}")

@@ -156,7 +156,7 @@ def load_pixels(value: Any, spec: ImageSpec, split: str, index: int) -> np.ndarr
     """One raw image → checked, resized pixels, uint8 (S, S, 1) or (S, S, 3)."""
     img = open_image(value, split, index)
     img = check_size(check_mode(img, spec, split, index), spec, split, index)
-    array = np.asarray(img, dtype=np.uint8)
+    array = np.array(img, dtype=np.uint8)  # a writable copy (torch.from_numpy shares it)
     return array.reshape(*array.shape[:2], -1)
 
 

@@ -22,7 +22,7 @@ in tests/test_data_samplers.py, with and without worker processes.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch.utils.data import Sampler
@@ -104,6 +104,17 @@ def _batch_progress(trainer: Any) -> Any | None:
     return trainer.fit_loop.epoch_loop.batch_progress.current
 
 
+class Resumable(Protocol):
+    """What :class:`ResumeTracker` reads and restores: a map-style sampler's or a stream's
+    position in the epoch (``len``: the samples this rank trains on in an epoch)."""
+
+    def __len__(self) -> int: ...
+
+    def state_dict(self) -> dict[str, int]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
 class ResumeTracker:
     """Carries the train position between checkpoints and the train sampler."""
 
@@ -111,13 +122,13 @@ class ResumeTracker:
         self.pending: dict[str, int] | None = None
         self.offset: tuple[int, int] | None = None  # (epoch, batches Lightning does not count)
 
-    def load(self, state: dict[str, Any], sampler: ShardedShuffleSampler | None) -> None:
+    def load(self, state: dict[str, Any], sampler: Resumable | None) -> None:
         """Remember ``state`` ({"epoch", "consumed"}) for the next sampler (or this one)."""
         self.pending = {"epoch": int(state["epoch"]), "consumed": int(state["consumed"])}
         if sampler is not None:
             sampler.load_state_dict(self.pending)
 
-    def attach(self, sampler: ShardedShuffleSampler, trainer: Any, batch_size: int) -> None:
+    def attach(self, sampler: Resumable, trainer: Any, batch_size: int) -> None:
         """Hand a pending position to a new sampler and note Lightning's restored count."""
         if self.pending is None:
             return
@@ -127,7 +138,7 @@ class ResumeTracker:
         self.offset = (self.pending["epoch"], self.pending["consumed"] // batch_size - completed)
         self.pending = None
 
-    def position(self, sampler: ShardedShuffleSampler | None, trainer: Any, batch_size: int
+    def position(self, sampler: Resumable | None, trainer: Any, batch_size: int
                  ) -> dict[str, int]:
         """{"epoch", "consumed"}: samples of the current epoch trained on this rank."""
         if sampler is None:

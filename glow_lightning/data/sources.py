@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import datasets
 import torch
 from datasets.exceptions import DatasetNotFoundError
 
+from glow_lightning.data.schemas import check_hub_schema
 from glow_lightning.errors import DataError
 
 SourceKind = Literal["hub", "disk", "parquet", "imagefolder"]
@@ -56,25 +58,60 @@ def _folder_kind(path: Path) -> SourceKind:
     return "imagefolder"
 
 
-def load_source(source: str, cache_dir: str | None = None) -> dict[str, datasets.Dataset]:
-    """All splits of ``source`` by name (one split named "train" when the source has no splits)."""
+def load_source(source: str, cache_dir: str | None = None, streaming: bool = False
+                ) -> dict[str, Any]:
+    """All splits of ``source`` by name (one split named "train" when the source has no splits):
+    map-style ``Dataset``s, or ``IterableDataset``s read as streams with ``streaming``."""
     kind = source_kind(source)
-    loaded = load_hub(source, cache_dir) if kind == "hub" else load_local(kind, source, cache_dir)
-    if isinstance(loaded, datasets.Dataset):
-        return {"train": loaded}
-    return dict(loaded)
+    if kind == "hub":
+        loaded: Any = load_hub(source, cache_dir, streaming)
+    else:
+        check_shards(source)
+        loaded = load_local(kind, source, cache_dir, streaming)
+    splits = {"train": loaded} if not isinstance(loaded, dict) else dict(loaded)
+    if kind == "hub":
+        check_hub_schema(source, splits)
+    return splits
 
 
-def load_local(kind: SourceKind, source: str, cache_dir: str | None = None
-               ) -> datasets.Dataset | datasets.DatasetDict:
+SHARD = re.compile(r"^(?P<split>.+?)-(?P<index>\d{5})-of-(?P<count>\d{5})\.parquet$")
+
+
+def check_shards(source: str) -> None:
+    """Hub-style shard names (``train-00001-of-00004.parquet``) must be complete."""
+    path = Path(os.path.expanduser(source))
+    files = ([Path(f) for f in glob.glob(str(path))] if glob.has_magic(source)
+             else list(path.rglob("*.parquet")) if path.is_dir() else [path])
+    groups: dict[tuple[Path, str, int], set[int]] = {}
+    for f in files:
+        if m := SHARD.match(f.name):
+            key = (f.parent, m["split"], int(m["count"]))
+            groups.setdefault(key, set()).add(int(m["index"]))
+    for (folder, split, count), seen in sorted(groups.items()):
+        missing = sorted(set(range(count)) - seen)
+        if missing and not glob.has_magic(source):
+            name = f"{split}-{missing[0]:05d}-of-{count:05d}.parquet"
+            raise DataError(f"data source '{source}' lacks {len(missing)} of the {count} "
+                            f"'{split}' shards (first missing: {folder / name}); copy the "
+                            "missing files or point data.source= at complete data")
+
+
+def load_local(kind: SourceKind, source: str, cache_dir: str | None = None,
+               streaming: bool = False) -> Any:
     """Load a local source; failures of the ``datasets`` loaders become one-line DataErrors."""
     path = os.path.expanduser(source)
+    if kind == "disk" and streaming:
+        raise DataError(f"data.streaming=true cannot stream the save_to_disk folder '{source}'; "
+                        "set data.streaming=false (it is read from disk lazily anyway), or "
+                        "point data.source= at parquet files or an image folder")
     try:
         if kind == "disk":
             return datasets.load_from_disk(path)
         if kind == "parquet" and not os.path.isdir(path):
-            return datasets.load_dataset("parquet", data_files=path, cache_dir=cache_dir)
-        return datasets.load_dataset(kind, data_dir=path, cache_dir=cache_dir)
+            return datasets.load_dataset("parquet", data_files=path, cache_dir=cache_dir,
+                                         streaming=streaming)
+        return datasets.load_dataset(kind, data_dir=path, cache_dir=cache_dir,
+                                     streaming=streaming)
     except Exception as exc:
         reason = (str(exc).splitlines() or [""])[0] or type(exc).__name__
         if "corresponds to no data" in reason or isinstance(exc, IndexError):
@@ -85,10 +122,10 @@ def load_local(kind: SourceKind, source: str, cache_dir: str | None = None
         ) from exc
 
 
-def load_hub(source: str, cache_dir: str | None = None) -> datasets.DatasetDict:
+def load_hub(source: str, cache_dir: str | None = None, streaming: bool = False) -> Any:
     """``datasets.load_dataset(source)``, with offline and not-found failures as DataError."""
     try:
-        return datasets.load_dataset(source, cache_dir=cache_dir)
+        return datasets.load_dataset(source, cache_dir=cache_dir, streaming=streaming)
     except ConnectionError as exc:
         raise DataError(
             f"could not reach the Hugging Face Hub for dataset '{source}' (offline or no network) "
@@ -110,7 +147,13 @@ def pick_splits(
     if "train" in splits and test_name is not None:
         return splits["train"], splits[test_name]
     if len(splits) == 1:
-        return split_off_test(next(iter(splits.values())), seed)
+        only = next(iter(splits.values()))
+        if not isinstance(only, datasets.Dataset):
+            raise DataError(f"data source '{source}' has the one split {sorted(splits)}; a "
+                            f"streamed source needs 'train' and one of {list(test_names)}; "
+                            "split it into files named train-*/test-* or set "
+                            "data.streaming=false")
+        return split_off_test(only, seed)
     raise DataError(
         f"data source '{source}' has splits {sorted(splits)}; expected 'train' and one of "
         f"{list(test_names)}, or a single split; rename the splits or save one split"
