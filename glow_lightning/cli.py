@@ -82,10 +82,10 @@ def need_ckpt(mine: dict[str, str]) -> str:
 
 
 def cmd_test(words: Sequence[str]) -> int:
-    from glow_lightning.inference import test_checkpoint
+    from glow_lightning.inference import evaluate_checkpoint
 
     mine, rest = split_keys(words, {"ckpt": ""})
-    bpd = test_checkpoint(need_ckpt(mine), rest)
+    bpd = evaluate_checkpoint(need_ckpt(mine), rest)
     print(f"test/bpd = {bpd:.4f}")
     return 0
 

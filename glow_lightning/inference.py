@@ -32,7 +32,7 @@ def experiment_of(module: GlowModule, overrides: list[str]) -> ExperimentConfig:
     return merge_config(module.hparams.get("experiment") or {}, dotlist=overrides)
 
 
-def test_checkpoint(ckpt: str, overrides: list[str]) -> float:
+def evaluate_checkpoint(ckpt: str, overrides: list[str]) -> float:
     from glow_lightning.run import build_datamodule
 
     module = load_module(ckpt)

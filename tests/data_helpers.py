@@ -64,3 +64,29 @@ def drain(loader) -> tuple:
 
     batches = list(loader)
     return torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
+
+
+def hub_parquet(path: Path, train: int, test: int, shards: int = 2, side: int = 32,
+                seed: int = 0) -> str:
+    """A folder laid out like the ``uoft-cs/cifar10`` Hub repository: ``plain_text/`` with
+    ``train-0000i-of-0000n.parquet`` shards and one test shard, columns ``img`` (PNG bytes) and
+    ``label`` (ClassLabel, 10 classes)."""
+    features = datasets.Features({"img": datasets.Image(),
+                                  "label": datasets.ClassLabel(num_classes=10)})
+    folder = path / "plain_text"
+    folder.mkdir(parents=True)
+    parts = [("train", i, shards, n) for i, n in enumerate(_split(train, shards))]
+    parts.append(("test", 0, 1, test))
+    start = 0
+    for split, index, count, n in parts:
+        images = pixels(n, side, "RGB", seed=seed + start)
+        labels = [(start + i) % 10 for i in range(n)]
+        rows = {"img": [Image.fromarray(a) for a in images], "label": labels}
+        datasets.Dataset.from_dict(rows, features=features).to_parquet(
+            str(folder / f"{split}-{index:05d}-of-{count:05d}.parquet"))
+        start += n
+    return str(path)
+
+
+def _split(total: int, parts: int) -> list[int]:
+    return [total // parts + (i < total % parts) for i in range(parts)]

@@ -122,3 +122,44 @@ def test_empty_splits_and_oversized_validation(tmp_path):
     _raises("the test split is empty", _setup, MNISTDataModule(source, max_test=0))
     _raises("val_size=6 must lie in", _setup, MNISTDataModule(source, val_size=6))
     _raises("fewer than batch_size=64", MNISTDataModule(source).train_dataloader)
+
+
+def test_production_path_bad_inputs(tmp_path):
+    from tests.data_helpers import hub_parquet
+
+    source = hub_parquet(tmp_path / "c10", train=20, test=5, shards=3)
+    (tmp_path / "c10" / "plain_text" / "train-00001-of-00003.parquet").unlink()
+    _raises(r"lacks 1 of the 3 'train' shards \(first missing: .*train-00001-of-00003.parquet\);"
+            " copy the missing files", _setup, CIFAR10DataModule(source))
+    disk = save_disk(tmp_path / "d", table(pixels(6, 32, "RGB"), [0] * 6),
+                     table(pixels(2, 32, "RGB"), [0] * 2))
+    _raises("data.streaming=true cannot stream the save_to_disk folder", _setup,
+            CIFAR10DataModule(disk, streaming=True))
+    _raises("could not reach the Hugging Face Hub for dataset 'uoft-cs/cifar10'",
+            CIFAR10DataModule(streaming=True).prepare_data)
+    with_val = hub_parquet(tmp_path / "v", train=20, test=5)
+    _raises("with data.streaming=true validation uses the test split: set data.val_size=0",
+            _setup, CIFAR10DataModule(with_val, streaming=True, val_size=4))
+
+
+def test_hub_schema_is_recorded_for_every_default_and_checked():
+    from glow_lightning.data import DATASETS
+    from glow_lightning.data.schemas import HUB_SCHEMAS, check_hub_schema
+
+    for cls in DATASETS.values():
+        if cls.default_source is None:
+            continue
+        schema = HUB_SCHEMAS[cls.default_source]  # every default Hub id is recorded
+        assert schema.image == cls.default_image_column, cls.name
+        assert any(name in schema.splits for name in cls.test_split_names), cls.name
+        if cls.default_label_column is None:
+            assert schema.label is None or schema.classes == 0
+    good = {"train": table(pixels(3, 32, "RGB"), [0] * 3, image_column="img"),
+            "test": table(pixels(2, 32, "RGB"), [0] * 2, image_column="img")}
+    with pytest.warns(UserWarning, match="has 3 rows; its recorded schema has 50000"):
+        check_hub_schema("uoft-cs/cifar10", good)  # another revision: a warning only
+    renamed = {k: v.rename_column("img", "image") for k, v in good.items()}
+    _raises(r"split 'train' has columns \['image', 'label'\], not the recorded \['img', "
+            "'label'\\]", check_hub_schema, "uoft-cs/cifar10", renamed)
+    _raises(r"has splits \['train'\], but its recorded schema has \['test', 'train'\] "
+            r"\(missing: test\)", check_hub_schema, "uoft-cs/cifar10", {"train": good["train"]})
