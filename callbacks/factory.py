@@ -6,23 +6,26 @@ from lightning.pytorch.callbacks import Callback
 
 from glow_lightning.config import CallbackConfig
 
-from .bpd_summary import BpdSummary
 from .interpolations import Interpolations
+from .levels import LevelBits
 from .manipulation import AttributeManipulation
 from .reconstruction import ReconstructionCheck
 from .samples import SampleGrid
+from .summary import RunSummary
 
 
 def build_callbacks(cfg: CallbackConfig) -> list[Callback]:
-    """Sample grids, interpolations, reconstruction check and test bits/dim; with
-    ``cfg.enabled`` False only :class:`BpdSummary` (the run's headline number)."""
-    callbacks: list[Callback] = [BpdSummary()]
+    """Sample grids, interpolations, reconstruction check, per-level bits and the run summary;
+    with ``cfg.enabled`` False only :class:`RunSummary` (the run's headline numbers)."""
+    callbacks: list[Callback] = [RunSummary()]
     if not cfg.enabled:
         return callbacks
+    schedule = (cfg.every_n_validations, cfg.every_n_steps)
     return [
-        SampleGrid(tuple(cfg.temperatures), cfg.num_samples, cfg.seed, cfg.every_n_epochs),
-        Interpolations(cfg.interpolation_pairs, cfg.interpolation_steps, cfg.every_n_epochs),
+        SampleGrid(tuple(cfg.temperatures), cfg.num_samples, cfg.seed, *schedule),
+        Interpolations(cfg.interpolation_pairs, cfg.interpolation_steps, *schedule),
         ReconstructionCheck(),
+        LevelBits(),
         *manipulation(cfg),
         *callbacks,
     ]
@@ -34,4 +37,5 @@ def manipulation(cfg: CallbackConfig) -> list[Callback]:
     if cfg.manipulation_attribute is None:
         return []
     return [AttributeManipulation(cfg.manipulation_attribute, cfg.manipulation_source,
-                                  every_n_epochs=cfg.every_n_epochs)]
+                                  every_n_validations=cfg.every_n_validations,
+                                  every_n_steps=cfg.every_n_steps)]

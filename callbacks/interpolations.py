@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback
 from torch import Tensor
 
 from glow_lightning.flows import MultiScaleFlow
@@ -13,8 +12,9 @@ from glow_lightning.module import GlowModule
 from glow_lightning.ops import displayable
 
 from .grid import make_grid
-from .inputs import as_glow, example_inputs, flow_ready
+from .inputs import example_inputs, flow_ready
 from .media import publish_image
+from .schedule import MediaSchedule
 
 
 def interpolate_latents(start: list[Tensor], end: list[Tensor], steps: int) -> list[Tensor]:
@@ -39,43 +39,37 @@ def interpolate_images(flow: MultiScaleFlow, x: Tensor, steps: int) -> Tensor:
     return flow.decode(path)
 
 
-class Interpolations(Callback):
+class Interpolations(MediaSchedule):
     """Interpolate between pairs ``(2k, 2k+1)`` of the first ``2·pairs`` test images.
 
     Every latent (each split's and the top) is encoded and interpolated; one grid row per pair
-    whose end columns are the reconstructions of the real images. Rank zero, every
-    ``every_n_epochs``-th validation epoch and at the end of training;
-    ``media/interpolations/epoch{E:03d}.png``, W&B key
+    whose end columns are the reconstructions of the real images. Rank zero, on the schedule of
+    :class:`~glow_lightning.callbacks.schedule.MediaSchedule`;
+    ``media/interpolations/step{S:07d}.png``, W&B key
     ``interpolations``. Needs a datamodule with ``example_images(n, split="test")``.
     """
 
-    def __init__(self, pairs: int = 4, steps: int = 8, every_n_epochs: int = 1) -> None:
-        if pairs < 1 or steps < 2 or every_n_epochs < 1:
-            raise ValueError("Interpolations needs pairs >= 1, steps >= 2, every_n_epochs >= 1")
+    def __init__(self, pairs: int = 4, steps: int = 8, every_n_validations: int = 1,
+                 every_n_steps: int = 0) -> None:
+        super().__init__(every_n_validations, every_n_steps)
+        if pairs < 1 or steps < 2:
+            raise ValueError("Interpolations needs pairs >= 1 and steps >= 2")
         self.pairs = pairs
         self.steps = steps
-        self.every_n_epochs = every_n_epochs
-        self._last_step = -1
 
     def interpolate(self, pl_module: GlowModule, x: Tensor) -> Tensor:
         """Flow-space images (2P, C, H, W) → decoded interpolations (P·steps, C, H, W)."""
         with pl_module.sampling() as flow:
             return interpolate_images(flow, x, self.steps)
 
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not trainer.sanity_checking and trainer.current_epoch % self.every_n_epochs == 0:
-            self.log_grid(trainer, as_glow(pl_module))
-
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self._last_step != trainer.global_step:  # skip when validation just drew these weights
-            self.log_grid(trainer, as_glow(pl_module))
+    def draw(self, trainer: L.Trainer, pl_module: GlowModule) -> None:
+        self.log_grid(trainer, pl_module)
 
     def log_grid(self, trainer: L.Trainer, pl_module: GlowModule) -> None:
         """Encode, interpolate, decode, save and log; rank zero only."""
         flow = pl_module.eval_flow()
         if not trainer.is_global_zero or not flow_ready(flow):
             return
-        self._last_step = trainer.global_step
         x = example_inputs(trainer, flow, pl_module.n_bits, 2 * self.pairs)
         if x is None or x.shape[0] < 2:
             return
@@ -83,5 +77,5 @@ class Interpolations(Callback):
         images, _ = displayable(self.interpolate(pl_module, x), pl_module.n_bits)
         caption = (f"{x.shape[0] // 2} pairs × {self.steps} steps; epoch {trainer.current_epoch} "
                    f"step {trainer.global_step}")
-        publish_image(trainer, "interpolations", f"epoch{trainer.current_epoch:03d}.png",
+        publish_image(trainer, "interpolations", f"step{trainer.global_step:07d}.png",
                       "interpolations", make_grid(images, self.steps), caption)

@@ -14,7 +14,6 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
@@ -23,8 +22,9 @@ from glow_lightning.module import GlowModule
 from glow_lightning.ops import bin_centres, displayable
 
 from .grid import make_grid
-from .inputs import as_glow, flow_ready
+from .inputs import flow_ready
 from .media import publish_image
+from .schedule import MediaSchedule
 
 
 def group_masks(labels: Tensor, target: int, source: int | None = None) -> tuple[Tensor, Tensor]:
@@ -103,32 +103,28 @@ def pick_images(bins: Tensor, labels: Tensor, n: int, target: int,
     return bins[keep.to(bins.device)][:n]
 
 
-class AttributeManipulation(Callback):
+class AttributeManipulation(MediaSchedule):
     """Move ``num_images`` fixed test images along the ``target`` direction (estimated from the
     first ``num_reference`` labelled training images) at ``strengths``; rows = images, columns =
-    strengths. Rank zero, every ``every_n_epochs``-th validation epoch and at the end of training;
-    ``media/manipulation/epoch{E:03d}.png``, W&B key ``manipulation``. Needs a datamodule with
+    strengths. Rank zero, on the schedule of
+    :class:`~glow_lightning.callbacks.schedule.MediaSchedule`;
+    ``media/manipulation/step{S:07d}.png``, W&B key ``manipulation``. Needs a datamodule with
     ``example_images`` and labels (skipped with a warning otherwise)."""
 
     def __init__(self, target: int, source: int | None = None,
                  strengths: Sequence[float] = (-1.0, 0.0, 1.0, 2.0), num_images: int = 8,
-                 num_reference: int = 1000, every_n_epochs: int = 1) -> None:
-        if not strengths or num_images < 1 or num_reference < 2 or every_n_epochs < 1:
-            raise ValueError("AttributeManipulation needs strengths, num_images >= 1, "
-                             "num_reference >= 2 and every_n_epochs >= 1")
+                 num_reference: int = 1000, every_n_validations: int = 1,
+                 every_n_steps: int = 0) -> None:
+        super().__init__(every_n_validations, every_n_steps)
+        if not strengths or num_images < 1 or num_reference < 2:
+            raise ValueError("AttributeManipulation needs strengths, num_images >= 1 and "
+                             "num_reference >= 2")
         self.target, self.source = target, source
         self.strengths = tuple(float(s) for s in strengths)
         self.num_images, self.num_reference = num_images, num_reference
-        self.every_n_epochs = every_n_epochs
-        self._last_step = -1
 
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not trainer.sanity_checking and trainer.current_epoch % self.every_n_epochs == 0:
-            self.log_grid(trainer, as_glow(pl_module))
-
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self._last_step != trainer.global_step:
-            self.log_grid(trainer, as_glow(pl_module))
+    def draw(self, trainer: L.Trainer, pl_module: GlowModule) -> None:
+        self.log_grid(trainer, pl_module)
 
     def images(self, datamodule: Any, pl_module: GlowModule) -> Tensor | None:
         """Decoded grid images (B·S, C, H, W) in [0, 1], or None without labelled data."""
@@ -156,12 +152,11 @@ class AttributeManipulation(Callback):
         if (not trainer.is_global_zero or not flow_ready(pl_module.eval_flow())
                 or not hasattr(datamodule, "example_images")):
             return
-        self._last_step = trainer.global_step
         images = self.images(datamodule, pl_module)
         if images is None:
             return
         towards = f"{self.source} → {self.target}" if self.source is not None else f"{self.target}"
         caption = (f"attribute {towards}; columns: strengths {list(self.strengths)}; "
                    f"epoch {trainer.current_epoch} step {trainer.global_step}")
-        publish_image(trainer, "manipulation", f"epoch{trainer.current_epoch:03d}.png",
+        publish_image(trainer, "manipulation", f"step{trainer.global_step:07d}.png",
                       "manipulation", make_grid(images, len(self.strengths)), caption)

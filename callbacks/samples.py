@@ -8,7 +8,6 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
@@ -16,34 +15,36 @@ from glow_lightning.module import GlowModule
 from glow_lightning.ops import displayable
 
 from .grid import make_grid
-from .inputs import as_glow, fixed_generator, flow_ready
+from .inputs import fixed_generator, flow_ready
 from .media import log_scalars, publish_image
+from .schedule import MediaSchedule
 
 KIND = "samples"
 
 
-class SampleGrid(Callback):
+class SampleGrid(MediaSchedule):
     """Grids of ``num_samples`` samples per temperature from the evaluation flow (EMA if enabled).
 
     The noise is fixed (a generator seeded with ``seed`` on every call), so grids are comparable
-    across epochs and temperatures share the same standard-normal draws. Runs at the end of every
-    ``every_n_epochs``-th validation epoch (from epoch 0) and at the end of training, on rank zero.
-    Writes ``media/samples/epoch{E:03d}_T{T:.2f}.png`` and ``epoch{E:03d}_temperatures.png`` (one
+    across epochs and temperatures share the same standard-normal draws. Draws on the schedule of
+    :class:`~glow_lightning.callbacks.schedule.MediaSchedule`, on rank zero.
+    Writes ``media/samples/step{S:07d}_T{T:.2f}.png`` and ``step{S:07d}_temperatures.png`` (one
     row per temperature); W&B keys ``samples/T{T:.2f}`` and ``samples/temperatures``. Non-finite
     sample values are counted (``samples/nonfinite``, ``samples/nonfinite_T{T:.2f}``), shown as 0.
-    Class-conditional flows get labels ``0, 1, 2, ...`` cycling over the classes.
+    Class-conditional flows get one grid row per class (``nrow`` samples of class ``r`` in row
+    ``r``, cycling when there are more rows than classes).
     """
 
     def __init__(self, temperatures: Sequence[float] = (0.0, 0.5, 0.7, 0.8, 0.9, 1.0),
-                 num_samples: int = 64, seed: int = 1234, every_n_epochs: int = 1) -> None:
-        if not temperatures or num_samples < 1 or every_n_epochs < 1:
-            raise ValueError("SampleGrid needs temperatures, num_samples >= 1, every_n_epochs >= 1")
+                 num_samples: int = 64, seed: int = 1234, every_n_validations: int = 1,
+                 every_n_steps: int = 0) -> None:
+        super().__init__(every_n_validations, every_n_steps)
+        if not temperatures or num_samples < 1:
+            raise ValueError("SampleGrid needs temperatures and num_samples >= 1")
         self.temperatures = tuple(float(t) for t in temperatures)
         self.num_samples = num_samples
         self.seed = seed
-        self.every_n_epochs = every_n_epochs
         self.nrow = math.ceil(math.sqrt(num_samples))
-        self._last_step: int | None = None
 
     def samples(self, pl_module: GlowModule, temperature: float) -> Tensor:
         """Raw flow-space samples (num_samples, C, H, W) drawn with the fixed noise."""
@@ -57,21 +58,15 @@ class SampleGrid(Callback):
         if not classes:
             return None
         device = next(flow.parameters()).device
-        return torch.arange(self.num_samples, device=device) % classes
+        return torch.arange(self.num_samples, device=device) // self.nrow % classes  # a row each
 
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not trainer.sanity_checking and trainer.current_epoch % self.every_n_epochs == 0:
-            self.log_grids(trainer, as_glow(pl_module))
-
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self._last_step != trainer.global_step:  # skip when validation just drew these weights
-            self.log_grids(trainer, as_glow(pl_module))
+    def draw(self, trainer: L.Trainer, pl_module: GlowModule) -> None:
+        self.log_grids(trainer, pl_module)
 
     def log_grids(self, trainer: L.Trainer, pl_module: GlowModule) -> list[Path]:
         """Draw, save and log every grid; rank zero only. Returns the PNG paths written."""
         if not trainer.is_global_zero or not flow_ready(pl_module.eval_flow()):
             return []
-        self._last_step = trainer.global_step
         images, counts = self._draw(pl_module)
         paths = [self._publish(trainer, t, images[t]) for t in self.temperatures]
         paths.append(self._publish_rows(trainer, images))
@@ -85,7 +80,7 @@ class SampleGrid(Callback):
         return images, counts
 
     def _publish(self, trainer: L.Trainer, t: float, images: Tensor) -> Path:
-        name = f"epoch{trainer.current_epoch:03d}_T{t:.2f}.png"
+        name = f"step{trainer.global_step:07d}_T{t:.2f}.png"
         caption = f"T={t:.2f} epoch {trainer.current_epoch} step {trainer.global_step}"
         return publish_image(trainer, KIND, name, f"samples/T{t:.2f}",
                              make_grid(images, self.nrow), caption)
@@ -94,7 +89,7 @@ class SampleGrid(Callback):
         rows = torch.cat([images[t][: self.nrow] for t in self.temperatures])  # one row per T
         temps = ", ".join(f"{t:.2f}" for t in self.temperatures)
         caption = f"rows T={temps}; epoch {trainer.current_epoch} step {trainer.global_step}"
-        return publish_image(trainer, KIND, f"epoch{trainer.current_epoch:03d}_temperatures.png",
+        return publish_image(trainer, KIND, f"step{trainer.global_step:07d}_temperatures.png",
                              "samples/temperatures", make_grid(rows, self.nrow), caption)
 
     def _report_nonfinite(self, trainer: L.Trainer, counts: dict[float, int]) -> None:

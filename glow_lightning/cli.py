@@ -85,20 +85,29 @@ def cmd_test(words: Sequence[str]) -> int:
     from glow_lightning.inference import evaluate_checkpoint
 
     mine, rest = split_keys(words, {"ckpt": ""})
-    bpd = evaluate_checkpoint(need_ckpt(mine), rest)
-    print(f"test/bpd = {bpd:.4f}")
+    metrics = evaluate_checkpoint(need_ckpt(mine), rest)
+    print(f"test/bpd = {metrics['test/bpd']:.4f}")
+    levels = sorted(k for k in metrics if k.startswith("test/bits_level") and k.count("_") == 1)
+    for key in levels:  # where the bits go: prior term + log-det of each level
+        i = key.removeprefix("test/bits_level")
+        print(f"  level {i}: {metrics[key]:+.4f} bits/dim = prior "
+              f"{metrics[key + '_prior']:+.4f} + log-det {metrics[key + '_logdet']:+.4f}")
+    if "test/bits_quantisation" in metrics:
+        print(f"  quantisation: {metrics['test/bits_quantisation']:+.4f} bits/dim")
     return 0
 
 
 def cmd_sample(words: Sequence[str]) -> int:
     from glow_lightning.inference import sample_checkpoint
 
-    own = {"ckpt": "", "n": "64", "temperature": "0.7", "out": "samples.png", "seed": "0"}
+    own = {"ckpt": "", "n": "64", "temperature": "0.7", "out": "samples.png", "seed": "0",
+           "y": ""}
     mine, _ = split_keys(words, own)
     opts = {**own, **mine}
+    y = parse_number("y", opts["y"]) if opts["y"] else None
     path = sample_checkpoint(need_ckpt(mine), parse_number("n", opts["n"]),
                              parse_number("temperature", opts["temperature"], float),
-                             opts["out"], parse_number("seed", opts["seed"]))
+                             opts["out"], parse_number("seed", opts["seed"]), y)
     print(f"wrote {path}")
     return 0
 
@@ -130,7 +139,8 @@ def cmd_ablate(words: Sequence[str]) -> int:
 COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
     "train": (cmd_train, "train a flow (default: Glow on the embedded MNIST digits), then test it"),
     "test": (cmd_test, "test bits/dim of a checkpoint: ckpt=PATH [data overrides]"),
-    "sample": (cmd_sample, "sample a grid: ckpt=PATH temperature=0.7 n=64 out=grid.png seed=0"),
+    "sample": (cmd_sample, "sample a grid: ckpt=PATH temperature=0.7 n=64 out=grid.png seed=0 "
+               "[y=CLASS]"),
     "interpolate": (cmd_interpolate, "interpolate test images: ckpt=PATH pairs=4 steps=8 out=F"),
     "manipulate": (cmd_manipulate, "attribute manipulation: ckpt=PATH attribute=<class or 0/1 "
                    "label column> [source=<class>] strengths=-1,0,1,2 n=8 out=FILE"),

@@ -103,7 +103,8 @@ class CallbackConfig:
     num_samples: int = 64
     interpolation_pairs: int = 4
     interpolation_steps: int = 8
-    every_n_epochs: int = 1
+    every_n_validations: int = 1  # media at every n-th validation the trainer runs, and the end
+    every_n_steps: int = 0  # > 0: media every n training steps as well
     seed: int = 1234
     enabled: bool = True
     manipulation_attribute: int | None = None  # a class id: log an attribute-manipulation grid

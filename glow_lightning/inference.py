@@ -13,6 +13,7 @@ import lightning as L
 import torch
 
 from glow_lightning.config import ExperimentConfig, merge_config
+from glow_lightning.errors import ConfigError
 from glow_lightning.module import GlowModule
 from glow_lightning.ops import bin_centres, displayable
 from glow_lightning.safe_load import check_checkpoint
@@ -32,27 +33,47 @@ def experiment_of(module: GlowModule, overrides: list[str]) -> ExperimentConfig:
     return merge_config(module.hparams.get("experiment") or {}, dotlist=overrides)
 
 
-def evaluate_checkpoint(ckpt: str, overrides: list[str]) -> float:
+def evaluate_checkpoint(ckpt: str, overrides: list[str]) -> dict[str, float]:
+    """The ``test/*`` metrics of a checkpoint on its dataset's test split (one process):
+    ``test/bpd`` and the per-level terms ``test/bits_level{i}[_prior|_logdet]``."""
     from glow_lightning.run import build_datamodule
 
     module = load_module(ckpt)
     cfg = experiment_of(module, overrides)
     trainer = L.Trainer(accelerator=cfg.trainer.accelerator, devices=1, logger=False,
-                        enable_checkpointing=False, use_distributed_sampler=False)
-    results = trainer.test(module, datamodule=build_datamodule(cfg))
-    return float(results[0]["test/bpd"])
+                        enable_checkpointing=False, use_distributed_sampler=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    results = trainer.test(module, datamodule=build_datamodule(cfg), verbose=False)
+    return {k: float(v) for k, v in results[0].items()}
 
 
-def sample_checkpoint(ckpt: str, n: int, temperature: float, out: str, seed: int = 0) -> Path:
+def sample_checkpoint(ckpt: str, n: int, temperature: float, out: str, seed: int = 0,
+                      y: int | None = None) -> Path:
+    """A grid of ``n`` samples at ``temperature``; ``y``: all of that class (a
+    class-conditional checkpoint)."""
     from glow_lightning.callbacks import make_grid, save_png
 
     module = load_module(ckpt)
+    labels = class_labels(module, y, n)
     gen = torch.Generator().manual_seed(seed)
     with module.sampling() as flow:
-        x = flow.sample(n, temperature, generator=gen)
+        x = flow.sample(n, temperature, y=labels, generator=gen)
     images, bad = displayable(x, module.n_bits)
     warn_nonfinite(bad, x.numel(), f"sample ckpt={ckpt} temperature={temperature}")
     return save_png(out, make_grid(images, nrow=int(max(1, round(n**0.5)))))
+
+
+def class_labels(module: GlowModule, y: int | None, n: int) -> torch.Tensor | None:
+    """``n`` labels of class ``y``, refused in one line where the checkpoint cannot use them."""
+    if y is None:
+        return None
+    classes = module.num_classes
+    if not classes:
+        raise ConfigError("y= needs a class-conditional checkpoint (trained with "
+                          "model.conditional=true); drop y= to sample this one")
+    if not 0 <= y < classes:
+        raise ConfigError(f"y={y} is not a class of this checkpoint; choose 0..{classes - 1}")
+    return torch.full((n,), y, dtype=torch.long)
 
 
 def warn_nonfinite(bad: int, total: int, what: str) -> None:

@@ -74,7 +74,7 @@ class GlowModule(L.LightningModule):
                  compile: bool = False, seed: int = 0,
                  experiment: dict[str, Any] | None = None) -> None:
         super().__init__()
-        self.save_hyperparameters()
+        self.save_hyperparameters(logger=False)  # the run's config is logged once, by run.py
         self.flow_cfg: FlowConfig = replace(FlowConfig(), **(model or {}))
         self.flow: MultiScaleFlow = build_flow(image_shape, self.flow_cfg,
                                                num_classes=num_classes, seed=seed)

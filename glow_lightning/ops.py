@@ -23,12 +23,17 @@ def check_n_bits(n_bits: int) -> int:
 
 
 def reduce_bits(x_uint8: Tensor, n_bits: int = 8) -> Tensor:
-    """Map 8-bit pixels (any integer dtype, values 0..255) to integer bins in [0, 2^n_bits).
+    """Map 8-bit pixels (any integer dtype, values 0..255) to integer bins in [0, 2^n_bits)
+    (uint8 stays uint8, other dtypes become int64).
 
     >>> reduce_bits(torch.tensor([0, 7, 8, 255]), n_bits=5).tolist()
     [0, 0, 1, 31]
+    >>> reduce_bits(torch.tensor([0, 7, 8, 255], dtype=torch.uint8), n_bits=5).tolist()
+    [0, 0, 1, 31]
     """
     check_n_bits(n_bits)
+    if x_uint8.dtype == torch.uint8:  # a shift in place of a division, no int64 copy
+        return x_uint8 >> (8 - n_bits) if n_bits < 8 else x_uint8
     return torch.div(x_uint8.long(), 2 ** (8 - n_bits), rounding_mode="floor")
 
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import lightning as L
 import torch
+import torch.distributed as dist
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 
@@ -34,7 +35,7 @@ from glow_lightning.flows import FlowConfig, check
 from glow_lightning.launch import init_process_group, is_rank_zero, node_leader_first, shared
 from glow_lightning.module import GlowModule
 from glow_lightning.safe_load import check_checkpoint
-from glow_lightning.wandb_run import finish, wandb_logger
+from glow_lightning.wandb_run import WandbSetup, finish, wandb_logger
 
 if TYPE_CHECKING:
     from glow_lightning.data import ImageDataModule
@@ -49,10 +50,12 @@ def run_dir_for(cfg: ExperimentConfig) -> Path:
     through the environment to the processes Lightning's own launcher starts."""
     if cfg.run_name:
         return Path(cfg.out_dir) / cfg.run_name
-    name = os.environ.get(RUN_NAME_ENV) if not is_rank_zero() else None
-    if not name:
-        name = shared(f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}")
-        os.environ[RUN_NAME_ENV] = name
+    own = f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if dist.is_initialized():
+        name = shared(own)  # every rank takes part in the broadcast
+    else:  # a process Lightning's launcher started finds rank zero's name in its environment
+        name = (os.environ.get(RUN_NAME_ENV) if not is_rank_zero() else None) or own
+    os.environ[RUN_NAME_ENV] = name
     return Path(cfg.out_dir) / name
 
 
@@ -169,7 +172,9 @@ def experiment_callbacks(cfg: ExperimentConfig, run_dir: Path) -> list[Callback]
     from glow_lightning.callbacks import build_callbacks
 
     budget = [TimeBudget(cfg.trainer.budget_minutes)] if cfg.trainer.budget_minutes else []
-    return [*checkpoint_callbacks(cfg, run_dir), *budget, *build_callbacks(cfg.callbacks)]
+    dashboard = [WandbSetup()] if cfg.logger.kind == "wandb" else []
+    return [*checkpoint_callbacks(cfg, run_dir), *budget, *dashboard,
+            *build_callbacks(cfg.callbacks)]
 
 
 def prepare_run(cfg: ExperimentConfig) -> tuple[Path, str | None]:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import WandbLogger
 
 from glow_lightning.config import ExperimentConfig, to_dict
@@ -56,6 +57,50 @@ def wandb_logger(cfg: ExperimentConfig, run_dir: Path, resume: str | None = None
     return WandbLogger(project=cfg.logger.project, group=cfg.logger.group, tags=cfg.logger.tags,
                        name=run_dir.name, save_dir=str(run_dir), offline=mode != "online",
                        log_model="all" if upload else False, config=to_dict(cfg), **resumed)
+
+
+def git_commit() -> str | None:
+    """The commit of the source tree this package runs from, when it is a git checkout."""
+    import subprocess
+
+    folder = Path(__file__).resolve().parent
+    try:
+        done = subprocess.run(["git", "-C", str(folder), "rev-parse", "HEAD"], timeout=5,
+                              capture_output=True, text=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if done.returncode != 0:
+        return None
+    return done.stdout.strip() or None
+
+
+METRICS = (  # (glob, summary): every key against the global step; bests where lower is better
+    ("epoch", None), ("train/*", None), ("val/*", None), ("val/bpd", "min"),
+    ("val/bits_level*", "last"), ("test/*", "last"), ("samples/*", None),
+    ("interpolations", None), ("manipulation", None))
+
+
+class WandbSetup(Callback):
+    """At fit start, on rank zero: step axes and summaries for the run's keys
+    (``define_metric``: ``val/bpd`` summarised by its minimum, ``test/*`` by the last value,
+    ``epoch`` a metric), and the parameter count, package version and git commit added to the
+    one copy of the config."""
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        loggers = [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
+        if not loggers or not trainer.is_global_zero:
+            return
+        from glow_lightning import __version__
+
+        run = loggers[0].experiment
+        run.define_metric("trainer/global_step")
+        for key, summary in METRICS:
+            extra = {"summary": summary} if summary else {}
+            run.define_metric(key, step_metric="trainer/global_step", **extra)
+        flow = getattr(pl_module, "flow", pl_module)
+        run.config.update({"params": sum(p.numel() for p in flow.parameters()),
+                           "version": __version__, "git_commit": git_commit()},
+                          allow_val_change=True)
 
 
 def finish(trainer: L.Trainer) -> None:

@@ -11,19 +11,19 @@ import numpy as np
 import pytest
 import torch
 import wandb
-from glow_lightning.callbacks import (
-    BpdSummary,
-    Interpolations,
-    ReconstructionCheck,
-    SampleGrid,
-    build_callbacks,
-    make_grid,
-)
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from lightning.pytorch.strategies import DDPStrategy
 from PIL import Image
 from torch.utils.data import DataLoader, TensorDataset
 
+from glow_lightning.callbacks import (
+    Interpolations,
+    ReconstructionCheck,
+    RunSummary,
+    SampleGrid,
+    build_callbacks,
+    make_grid,
+)
 from glow_lightning.config import CallbackConfig
 from glow_lightning.module import GlowModule
 from glow_lightning.ops import bins_to_float, postprocess
@@ -131,7 +131,7 @@ def test_summary_holds_the_test_bpd_returned_by_trainer_test(run):
     returned = run.results[0]["test/bpd"]
     summary = read_summary(run.run_dir)
     assert abs(summary["test/bpd"] - returned) < 1e-6
-    saved = json.loads((run.root / "test_bpd.json").read_text())
+    saved = json.loads((run.root / "summary.json").read_text())
     assert abs(saved["test/bpd"] - returned) < 1e-6 and saved["num_images"] == N_TEST
     if wandb_cli() is not None:  # the official reader agrees with ours
         assert abs(read_summary_leet(run.run_dir)["test/bpd"] - returned) < 1e-6
@@ -154,7 +154,7 @@ def test_sample_grids_on_disk_and_in_wandb(run):
     summary = read_summary(run.run_dir)
     side = grid_side(8)  # 64 samples → 8 × 8
     for t in TEMPERATURES:
-        local = run.root / "media" / "samples" / f"epoch000_T{t:.2f}.png"
+        local = run.root / "media" / "samples" / f"step0000002_T{t:.2f}.png"
         remote = media_file(run.run_dir, summary[f"samples/T{t:.2f}"])
         assert remote.parent == run.run_dir / "files" / "media" / "images" / "samples"
         pixels = read_png(local)
@@ -163,17 +163,17 @@ def test_sample_grids_on_disk_and_in_wandb(run):
         assert summary[f"samples/nonfinite_T{t:.2f}"] == 0
     assert summary["samples/nonfinite"] == 0
     # With shared noise, sample i moves away from the mode as T grows; at T=1 samples differ.
-    hot = cells(read_png(run.root / "media" / "samples" / "epoch000_T1.00.png"))
+    hot = cells(read_png(run.root / "media" / "samples" / "step0000002_T1.00.png"))
     assert hot.reshape(64, -1).std(axis=0).mean() > 1.0
-    rows = read_png(run.root / "media" / "samples" / "epoch000_temperatures.png")
+    rows = read_png(run.root / "media" / "samples" / "step0000002_temperatures.png")
     assert rows.shape == (grid_side(len(TEMPERATURES)), side)
     # Validation at the last step already drew these weights: no duplicate at train end.
     assert sorted(p.name for p in (run.root / "media" / "samples").iterdir()) == sorted(
-        [f"epoch000_T{t:.2f}.png" for t in TEMPERATURES] + ["epoch000_temperatures.png"])
+        [f"step0000002_T{t:.2f}.png" for t in TEMPERATURES] + ["step0000002_temperatures.png"])
 
 
 def test_interpolation_grid_on_disk_and_in_wandb(run):
-    local = run.root / "media" / "interpolations" / "epoch000.png"
+    local = run.root / "media" / "interpolations" / "step0000002.png"
     remote = media_file(run.run_dir, read_summary(run.run_dir)["interpolations"])
     pixels = read_png(local)
     assert pixels.shape == (grid_side(4), grid_side(8))  # 4 pairs × 8 steps
@@ -192,7 +192,7 @@ def test_grids_use_fixed_noise(run):
     assert torch.equal(torch.get_rng_state(), rng)  # the global RNG is left untouched
     zero = make_grid(postprocess(run.samples.samples(run.module, 0.0), 8), nrow=8)[..., 0]
     np.testing.assert_array_equal(
-        read_png(run.root / "media" / "samples" / "epoch000_T0.00.png"), zero)
+        read_png(run.root / "media" / "samples" / "step0000002_T0.00.png"), zero)
     other = SampleGrid(seed=99).samples(run.module, 1.0)
     assert not torch.equal(other, run.samples.samples(run.module, 1.0))
 
@@ -224,19 +224,19 @@ def test_train_bpd_is_logged_per_step_and_per_epoch(run):
 
 def test_pngs_without_wandb(tmp_path):
     module, data = tiny_module(), TinyImages()
-    callbacks = [SampleGrid(temperatures=(0.5,), num_samples=6, every_n_epochs=1),
-                 Interpolations(pairs=1, steps=3), BpdSummary()]
+    callbacks = [SampleGrid(temperatures=(0.5,), num_samples=6, every_n_validations=1),
+                 Interpolations(pairs=1, steps=3), RunSummary()]
     t = trainer(tmp_path, CSVLogger(tmp_path), callbacks, max_epochs=2)
     t.fit(module, datamodule=data)
     t.test(module, datamodule=data, verbose=False)
-    for epoch in (0, 1):
-        grid = read_png(tmp_path / "media" / "samples" / f"epoch{epoch:03d}_T0.50.png")
+    for step in (2, 4):  # the validation of each epoch (2 batches an epoch)
+        grid = read_png(tmp_path / "media" / "samples" / f"step{step:07d}_T0.50.png")
         assert grid.shape == (grid_side(2), grid_side(3))  # 6 samples → 3 a row
-        assert read_png(tmp_path / "media" / "interpolations" / f"epoch{epoch:03d}.png").shape == (
+        assert read_png(tmp_path / "media" / "interpolations" / f"step{step:07d}.png").shape == (
             grid_side(1), grid_side(3))
     metrics = (Path(t.logger.log_dir) / "metrics.csv").read_text()
     assert "samples/nonfinite_T0.50" in metrics
-    assert json.loads((tmp_path / "test_bpd.json").read_text())["num_images"] == N_TEST
+    assert json.loads((tmp_path / "summary.json").read_text())["num_images"] == N_TEST
 
 
 def test_callbacks_leave_an_uninitialised_flow_alone(tmp_path):
@@ -252,14 +252,14 @@ def test_under_ddp_media_once_and_counts_over_ranks(tmp_path):
     """Two CPU processes: media and the json from rank zero only, no collective mismatch."""
     module, data = tiny_module(), TinyImages()
     callbacks = [SampleGrid(temperatures=(1.0,), num_samples=4), Interpolations(pairs=1, steps=3),
-                 ReconstructionCheck(num_images=4), BpdSummary()]
+                 ReconstructionCheck(num_images=4), RunSummary()]
     strategy = DDPStrategy(start_method="fork", timeout=timedelta(seconds=60))
     t = trainer(tmp_path, CSVLogger(tmp_path), callbacks, devices=2, strategy=strategy)
     t.fit(module, datamodule=data)
     assert "val/recon_error" in t.callback_metrics
     results = t.test(module, datamodule=data, verbose=False)
-    saved = json.loads((tmp_path / "test_bpd.json").read_text())
+    saved = json.loads((tmp_path / "summary.json").read_text())
     assert saved["num_images"] == N_TEST  # 10 images on each of the two ranks
     assert abs(saved["test/bpd"] - results[0]["test/bpd"]) < 1e-6
     assert sorted(p.name for p in (tmp_path / "media").rglob("*.png")) == [
-        "epoch000.png", "epoch000_T1.00.png", "epoch000_temperatures.png"]
+        "step0000002.png", "step0000002_T1.00.png", "step0000002_temperatures.png"]

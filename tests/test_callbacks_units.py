@@ -2,22 +2,23 @@
 
 import doctest
 
-import glow_lightning.callbacks.grid as grid_module
 import numpy as np
 import pytest
 import torch
+from PIL import Image
+
+import glow_lightning.callbacks.grid as grid_module
 from glow_lightning.callbacks import (
-    BpdSummary,
     Interpolations,
+    LevelBits,
     ReconstructionCheck,
+    RunSummary,
     SampleGrid,
     build_callbacks,
     interpolate_latents,
     make_grid,
     save_png,
 )
-from PIL import Image
-
 from glow_lightning.config import CallbackConfig
 
 
@@ -90,16 +91,16 @@ def test_interpolate_latents_hits_both_ends_exactly():
 
 def test_build_callbacks_follows_config():
     cfg = CallbackConfig(temperatures=[0.0, 0.6], num_samples=9, interpolation_pairs=2,
-                         interpolation_steps=5, every_n_epochs=3, seed=7)
+                         interpolation_steps=5, every_n_validations=3, seed=7)
     cbs = build_callbacks(cfg)
     assert [type(c) for c in cbs] == [SampleGrid, Interpolations, ReconstructionCheck,
-                                      BpdSummary]
+                                      LevelBits, RunSummary]
     samples, interp = cbs[0], cbs[1]
     assert samples.temperatures == (0.0, 0.6) and samples.num_samples == 9
-    assert samples.seed == 7 and samples.every_n_epochs == 3 and samples.nrow == 3
-    assert (interp.pairs, interp.steps, interp.every_n_epochs) == (2, 5, 3)
+    assert samples.seed == 7 and samples.every_n_validations == 3 and samples.nrow == 3
+    assert (interp.pairs, interp.steps, interp.every_n_validations) == (2, 5, 3)
     cfg.enabled = False
-    assert [type(c) for c in build_callbacks(cfg)] == [BpdSummary]
+    assert [type(c) for c in build_callbacks(cfg)] == [RunSummary]
 
 
 def test_bad_arguments_are_refused():

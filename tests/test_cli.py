@@ -7,11 +7,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from glow_lightning.callbacks import SampleGrid
 from glow_lightning.cli import main
+from glow_lightning.inference import load_module
 
 TINY = ["model.levels=2", "model.steps=1", "model.hidden_channels=8", "data.max_train=64",
         "data.max_test=16", "data.batch_size=16", "trainer.max_steps=3", "trainer.max_time=null",
-        "trainer.enable_progress_bar=false", "logger.kind=csv", "callbacks.every_n_epochs=1",
+        "trainer.enable_progress_bar=false", "logger.kind=csv", "callbacks.every_n_validations=1",
         "trainer.devices=1", "trainer.strategy=auto", "trainer.check_val_every_n_epoch=1",
         "callbacks.num_samples=4", "callbacks.interpolation_pairs=2"]
 
@@ -38,7 +40,13 @@ def test_test_sample_interpolate_commands(trained, tmp_path, capsys):
     run, cache = trained
     ckpt = str(run / "checkpoints" / "last.ckpt")
     assert main(["test", f"ckpt={ckpt}", f"data.cache_dir={cache}"]) == 0
-    assert "test/bpd = " in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    bpd = float(printed.split("test/bpd = ")[1].split()[0])
+    terms = [float(line.split(":")[1].split()[0]) for line in printed.splitlines()
+             if line.strip().startswith(("level ", "quantisation"))]
+    assert len(terms) == 3 and abs(sum(terms) - bpd) < 1e-3  # 2 levels + quantisation
+    assert main(["sample", f"ckpt={ckpt}", "y=3", f"out={tmp_path / 'y.png'}"]) == 2
+    assert "y= needs a class-conditional checkpoint" in capsys.readouterr().err
     out = tmp_path / "grid.png"
     assert main(["sample", f"ckpt={ckpt}", "n=9", "temperature=0.7", f"out={out}"]) == 0
     grid = np.asarray(Image.open(out))
@@ -60,6 +68,20 @@ def test_config_errors_are_one_line(words, needle, capsys):
     assert main(words) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and needle in err and "\n" not in err
+
+
+def test_class_conditional_rows_and_sample_y(tmp_path, digits_cache, capsys):
+    code = main(["train", *TINY, "model.conditional=true", f"data.cache_dir={digits_cache}",
+                 f"out_dir={tmp_path}", "run_name=cond", "callbacks.num_samples=16"])
+    assert code == 0
+    ckpt = tmp_path / "cond" / "checkpoints" / "last.ckpt"
+    out = tmp_path / "three.png"
+    assert main(["sample", f"ckpt={ckpt}", "y=3", "n=4", f"out={out}"]) == 0
+    assert np.asarray(Image.open(out)).shape == (2 * 34 + 2, 2 * 34 + 2)
+    assert main(["sample", f"ckpt={ckpt}", "y=10", f"out={out}"]) == 2
+    assert "y=10 is not a class of this checkpoint; choose 0..9" in capsys.readouterr().err
+    labels = SampleGrid(num_samples=16)._labels(load_module(ckpt).flow)
+    assert labels.view(4, 4).tolist() == [[r] * 4 for r in range(4)]  # one row per class
 
 
 def test_help_lists_commands():

@@ -10,13 +10,13 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
-from glow_lightning.callbacks import SampleGrid
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.strategies import DDPStrategy
 from torch.utils.data import DataLoader, TensorDataset
 
 import glow_lightning.run as run
+from glow_lightning.callbacks import SampleGrid
 from glow_lightning.cli import main
 from glow_lightning.guard import NonFiniteGuard
 from glow_lightning.inference import load_module

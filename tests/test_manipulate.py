@@ -4,15 +4,15 @@ gives the reconstruction), and the callback writing its grid to disk and to an o
 import numpy as np
 import pytest
 import torch
-from glow_lightning.callbacks import AttributeManipulation, apply_direction, attribute_direction
-from glow_lightning.callbacks.manipulation import bin_centres, group_masks, pick_images
 from PIL import Image
 
+from glow_lightning.callbacks import AttributeManipulation, apply_direction, attribute_direction
+from glow_lightning.callbacks.manipulation import group_masks, pick_images
 from glow_lightning.config import load_config
 from glow_lightning.errors import ConfigError
 from glow_lightning.inference import load_module
 from glow_lightning.manipulate import manipulate_checkpoint, parse_attribute, parse_strengths
-from glow_lightning.ops import postprocess
+from glow_lightning.ops import bin_centres, postprocess
 from glow_lightning.run import build_datamodule, train
 from tests.wandb_reader import find_run_dir, isolate_wandb, media_file, read_summary
 
@@ -107,7 +107,7 @@ def test_strength_zero_column_is_the_reconstruction(trained, tmp_path):
 
 def test_callback_writes_png_and_logs_to_wandb(trained):
     run, _ = trained
-    pngs = sorted((run / "media" / "manipulation").glob("epoch*.png"))
+    pngs = sorted((run / "media" / "manipulation").glob("step*.png"))
     assert pngs
     _cells(pngs[-1], 4, len(STRENGTHS))
     wandb_run = find_run_dir(run)

@@ -83,18 +83,18 @@ def _trained_module(digits_cache):
 def test_ddp_test_bpd_equals_single_process(tmp_path, digits_cache):
     import json
 
-    from glow_lightning.callbacks import BpdSummary
+    from glow_lightning.callbacks import RunSummary
 
     module = _trained_module(digits_cache)
     # DDP first: under gloo Lightning evaluates with no_grad, and forked ranks leave the parent's
     # module untouched, so the single-process run below sees the very same weights.
-    trainer = _ddp_trainer(tmp_path / "ddp", [BpdSummary()])
+    trainer = _ddp_trainer(tmp_path / "ddp", [RunSummary()])
     got = trainer.test(module, datamodule=_digits(digits_cache))[0]["test/bpd"]
     single = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
                        use_distributed_sampler=False, default_root_dir=tmp_path)
     expected = single.test(module, datamodule=_digits(digits_cache))[0]["test/bpd"]
     assert got == pytest.approx(expected, abs=1e-5)
-    counted = json.loads((tmp_path / "ddp" / "test_bpd.json").read_text())["num_images"]
+    counted = json.loads((tmp_path / "ddp" / "summary.json").read_text())["num_images"]
     assert counted == N_TEST  # every test image exactly once, no padded duplicates
 
 

@@ -53,7 +53,8 @@ def find_run_dir(root: Path) -> Path:
     return runs[-1]
 
 
-def _chunks(data: bytes) -> Iterator[tuple[int, bytes]]:
+def _chunks(data: bytes) -> Iterator[tuple[int, bytes, bool]]:
+    """(kind, payload, last): the log's chunks; ``last`` marks the final one in the file."""
     pos = HEADER
     while pos + HEADER <= len(data):
         left = BLOCK - pos % BLOCK
@@ -64,8 +65,9 @@ def _chunks(data: bytes) -> Iterator[tuple[int, bytes]]:
         if kind == 0 and length == 0:  # zero-filled rest of a block
             pos += left
             continue
-        yield kind, data[pos + HEADER : pos + HEADER + length]
-        pos += HEADER + length
+        end = pos + HEADER + length
+        yield kind, data[pos + HEADER : end], not data[end:].strip(b"\0")
+        pos = end
 
 
 def read_records(run_dir: Path) -> Iterator[Any]:
@@ -76,12 +78,19 @@ def read_records(run_dir: Path) -> Iterator[Any]:
     data = log.read_bytes()
     if data[:4] != b":W&B":
         raise ValueError(f"{log} is not a W&B transaction log")
+    from google.protobuf.message import DecodeError
+
     pending = b""
-    for kind, payload in _chunks(data):
+    for kind, payload, last in _chunks(data):
         pending = payload if kind in (FULL, FIRST) else pending + payload
         if kind in (FULL, LAST):
             record = wandb_internal_pb2.Record()
-            record.ParseFromString(pending)
+            try:
+                record.ParseFromString(pending)
+            except DecodeError:
+                if last:  # a record the writer is still appending: the log ends before it
+                    return
+                raise
             yield record
 
 
@@ -149,3 +158,37 @@ def read_summary_leet(run_dir: Path) -> dict[str, Any]:
 def media_file(run_dir: Path, summary_entry: dict[str, Any], index: int = 0) -> Path:
     """The file behind an image entry of the summary (``{"filenames": [...], ...}``)."""
     return Path(run_dir) / "files" / summary_entry["filenames"][index]
+
+
+def read_config(run_dir: Path) -> dict[str, Any]:
+    """The run's config as its ``config`` records set it (later updates win), values decoded."""
+    config: dict[str, Any] = {}
+    for record in read_records(run_dir):
+        kind = record.WhichOneof("record_type")
+        items = (record.run.config.update if kind == "run"
+                 else record.config.update if kind == "config" else [])
+        for item in items:
+            key = item.key or "/".join(item.nested_key)
+            config[key] = json.loads(item.value_json)
+    return config
+
+
+def read_metric_definitions(run_dir: Path) -> dict[str, Any]:
+    """``define_metric`` records by name (or glob): the MetricRecord messages."""
+    found: dict[str, Any] = {}
+    for record in read_records(run_dir):
+        if record.WhichOneof("record_type") == "metric":
+            found[record.metric.name or record.metric.glob_name] = record.metric
+    return found
+
+
+def summary_record(run_dir: Path, key: str) -> Any:
+    """The last value the run's own summary records set for ``key`` (where ``define_metric``
+    summaries such as ``{"min": ...}`` land), or None."""
+    value = None
+    for record in read_records(run_dir):
+        if record.WhichOneof("record_type") == "summary":
+            for item in record.summary.update:
+                if (item.key or "/".join(item.nested_key)) == key:
+                    value = json.loads(item.value_json)
+    return value
