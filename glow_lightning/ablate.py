@@ -9,7 +9,8 @@ Own keys: ``ablation=`` (a configs/ablation name or YAML path; the default ``dig
 when neither ``ablation=``, ``experiment=`` nor ``config=`` is given), ``budget_steps=``,
 ``budget_minutes=``, ``seeds=`` (a count: seeds 0..n-1), ``cells=`` / ``cell=`` (restrict the
 grid), ``out=``, ``group=`` (W&B group; default: the name of ``out``), ``sweep_only=true`` (write
-``<out>/sweep.yaml`` and stop). ``seed=`` pins one seed.
+``<out>/sweep.yaml`` and stop), ``dry_run=true`` (every cell, seed 0, a few steps on a few images,
+no logger: a cluster grid cannot fail on a config error in its last cell). ``seed=`` pins one seed.
 Every other word is a config override for every cell, applied after the ablation file (its
 ``cell_overrides`` included); the grid's own keys (architecture, coupling, permutation) are refused.
 """
@@ -36,7 +37,12 @@ from glow_lightning.launch import is_rank_zero
 DEFAULT_ABLATION = "digits"
 GRID_KEYS = ("model.architecture", "model.coupling", "model.permutation")
 OWN = ("ablation", "budget_steps", "budget_minutes", "seeds", "cells", "cell", "out", "group",
-       "sweep_only")
+       "sweep_only", "dry_run")
+DRY_RUN = ["data.max_train=8", "data.max_test=2", "data.batch_size=2", "data.eval_batch_size=2",
+           "data.val_size=0", "data.num_workers=0", "trainer.devices=1", "trainer.num_nodes=1",
+           "trainer.strategy=auto", "trainer.limit_val_batches=1", "trainer.max_time=null",
+           "checkpoint.every_n_steps=0", "callbacks.enabled=false", "logger.kind=none",
+           "optim.warmup_steps=1"]
 
 
 def _split(words: Sequence[str]) -> tuple[dict[str, str], list[str]]:
@@ -89,20 +95,26 @@ def plan(words: Sequence[str]) -> Ablation:
         cells = select(spec.grid(), mine.get("cells") or mine.get("cell"))
     except ValueError as err:
         raise ConfigError(str(err)) from None
-    out = Path(mine.get("out") or f"runs/ablation-{spec.name}")
+    dry = _flag(mine, "dry_run")
+    out = Path(mine.get("out") or f"runs/ablation-{spec.name}{'-dry' if dry else ''}")
     group = mine.get("group") or out.resolve().name
-    budget = _budget(mine, spec)
+    budget = Budget(steps=2) if dry else _budget(mine, spec)
     budget.overrides()  # fail now, not after the first cell, when there is no budget
     sweep_words = [f"{k}={mine[k]}" for k in ("ablation", "budget_steps", "budget_minutes")
                    if k in mine] + [f"out={out}", f"group={group}", *rest]
-    return Ablation(spec.name, spec.base_overrides(), cells, seeds, budget, out, group,
-                    sweep_words, rest)
+    claims = [(" ".join(c), c[0], c[2]) for c in spec.claims] if spec.claims else None
+    return Ablation(spec.name, spec.base_overrides(), cells, [0] if dry else seeds, budget,
+                    out, group, sweep_words, [*rest, *(DRY_RUN if dry else [])], claims)
+
+
+def _flag(mine: dict[str, str], key: str) -> bool:
+    return mine.get(key, "false").lower() in ("true", "1", "yes")
 
 
 def cmd_ablate(words: Sequence[str]) -> int:
     ablation = plan(words)
     ablation.out.mkdir(parents=True, exist_ok=True)
-    if _split(words)[0].get("sweep_only", "false").lower() in ("true", "1", "yes"):
+    if _flag(_split(words)[0], "sweep_only"):
         print(f"wrote {write_sweep_file(ablation)}")
         return 0
     rows = run_grid(ablation)

@@ -95,6 +95,7 @@ class LoggerConfig:
     tags: list[str] = field(default_factory=list)
     mode: str = "auto"  # auto (offline unless an API key is configured) | offline | online
     log_checkpoints: bool = True
+    extra_config: dict[str, Any] = field(default_factory=dict)  # more top-level W&B config keys
 
 
 @dataclass

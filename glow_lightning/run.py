@@ -35,7 +35,13 @@ from glow_lightning.flows import FlowConfig, check
 from glow_lightning.launch import init_process_group, is_rank_zero, node_leader_first, shared
 from glow_lightning.module import GlowModule
 from glow_lightning.safe_load import check_checkpoint
-from glow_lightning.wandb_run import WandbSetup, finish, wandb_logger
+from glow_lightning.wandb_run import (
+    CheckpointArtifacts,
+    WandbSetup,
+    finish,
+    uploads_checkpoints,
+    wandb_logger,
+)
 
 if TYPE_CHECKING:
     from glow_lightning.data import ImageDataModule
@@ -172,7 +178,9 @@ def experiment_callbacks(cfg: ExperimentConfig, run_dir: Path) -> list[Callback]
     from glow_lightning.callbacks import build_callbacks
 
     budget = [TimeBudget(cfg.trainer.budget_minutes)] if cfg.trainer.budget_minutes else []
-    dashboard = [WandbSetup()] if cfg.logger.kind == "wandb" else []
+    dashboard: list[Callback] = [WandbSetup()] if cfg.logger.kind == "wandb" else []
+    if uploads_checkpoints(cfg):
+        dashboard.append(CheckpointArtifacts(run_dir / "checkpoints"))
     return [*checkpoint_callbacks(cfg, run_dir), *budget, *dashboard,
             *build_callbacks(cfg.callbacks)]
 

@@ -47,16 +47,24 @@ def wandb_run_id(checkpoint: str | None) -> str | None:
     return max(found, key=lambda m: m.group(1)).group(2) if found else None
 
 
+def run_config(cfg: ExperimentConfig) -> dict[str, Any]:
+    """The one copy of the config W&B gets: the experiment's sections (W&B shows nested keys as
+    ``model.coupling``, ``data.name``, ...) and ``logger.extra_config`` at the top level (an
+    ablation cell's axes)."""
+    config = to_dict(cfg)
+    extra = config["logger"].pop("extra_config", {})
+    return {**config, **extra}
+
+
 def wandb_logger(cfg: ExperimentConfig, run_dir: Path, resume: str | None = None) -> WandbLogger:
     """The W&B logger of a run in ``run_dir``, continuing the run of ``resume`` if any."""
     mode = wandb_mode(cfg)
     os.environ["WANDB_MODE"] = mode
-    upload = mode == "online" and cfg.logger.log_checkpoints
     run_id = wandb_run_id(resume)
     resumed: dict[str, Any] = {"id": run_id, "resume": "allow"} if run_id else {}
     return WandbLogger(project=cfg.logger.project, group=cfg.logger.group, tags=cfg.logger.tags,
                        name=run_dir.name, save_dir=str(run_dir), offline=mode != "online",
-                       log_model="all" if upload else False, config=to_dict(cfg), **resumed)
+                       log_model=False, config=run_config(cfg), **resumed)
 
 
 def git_commit() -> str | None:
@@ -101,6 +109,36 @@ class WandbSetup(Callback):
         run.config.update({"params": sum(p.numel() for p in flow.parameters()),
                            "version": __version__, "git_commit": git_commit()},
                           allow_val_change=True)
+
+
+def uploads_checkpoints(cfg: ExperimentConfig) -> bool:
+    """Checkpoints go to W&B as artifacts only online (offline they would be copied into the
+    run folder), and only with ``logger.log_checkpoints``."""
+    return cfg.logger.kind == "wandb" and cfg.logger.log_checkpoints and wandb_mode(cfg) == "online"
+
+
+class CheckpointArtifacts(Callback):
+    """At the end of training, on rank zero: ``last.ckpt`` and ``best.ckpt`` as versions of the
+    run's ``model-<run id>`` artifact with the aliases ``last``/``latest`` and ``best``. Only
+    those two, once per training (a resumed run adds one more pair): bounded storage."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        loggers = [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
+        if not loggers or not trainer.is_global_zero:
+            return
+        import wandb
+
+        run = loggers[0].experiment
+        for name, aliases in (("last.ckpt", ["last", "latest"]), ("best.ckpt", ["best"])):
+            path = self.folder / name
+            if path.is_file():
+                artifact = wandb.Artifact(f"model-{run.id}", type="model",
+                                          metadata={"step": trainer.global_step, "file": name})
+                artifact.add_file(str(path), name=name)
+                run.log_artifact(artifact, aliases=aliases)
 
 
 def finish(trainer: L.Trainer) -> None:

@@ -20,6 +20,7 @@ from glow_lightning.ablation.plot import mean_curve, smooth
 from glow_lightning.ablation.report import markdown_table, summarise
 from glow_lightning.config import load_config
 from glow_lightning.errors import ConfigError
+from glow_lightning.flows import build_flow
 from tests.wandb_reader import (
     WANDB_ENV_DIRS,
     find_run_dirs,
@@ -66,15 +67,20 @@ def test_budget_overrides():
 
 def test_digits_spec_cells_share_one_model():
     spec = load_spec("digits")
-    assert spec.seeds == 2 and spec.budget_steps and len(spec.grid()) == 7
+    assert spec.seeds == 3 and spec.budget_steps and len(spec.grid()) == 7
     glow = [load_config([*spec.base_overrides(), *c.overrides()]) for c in spec.grid()[:-1]]
     assert len({(c.model.levels, c.model.steps, c.model.hidden_channels) for c in glow}) == 1
+    realnvp = load_config([*spec.base_overrides(), *spec.grid()[-1].overrides()])
+    assert not realnvp.model.learn_top and not realnvp.model.split_prior  # its own N(0, I) prior
+    sizes = [sum(p.numel() for p in build_flow((1, 32, 32), c.model).parameters())
+             for c in (glow[-1], realnvp)]
+    assert abs(sizes[1] - sizes[0]) / sizes[0] < 0.05  # matched on parameter count
 
 
 # ----------------------------------------------------------------------------- the command's words
 def test_plan_defaults_to_the_digits_ablation(tmp_path):
     ab = plan([f"out={tmp_path / 'abl'}"])
-    assert ab.name == "digits" and len(ab.jobs()) == 14 and ab.group == "abl"
+    assert ab.name == "digits" and len(ab.jobs()) == 21 and ab.group == "abl"
     assert "experiment=digits_glow" in ab.words
 
 
@@ -107,7 +113,7 @@ def test_sweep_matches_the_grid(tmp_path):
     assert sweep["command"][:2] == ["glow-lightning", "ablate"]
     assert sweep["command"][-1] == "${args_no_hyphens}"
     assert sweep["parameters"]["cell"]["values"] == [*GLOW_CELLS, "realnvp"]
-    assert sweep["parameters"]["seed"]["values"] == [0, 1]
+    assert sweep["parameters"]["seed"]["values"] == [0, 1, 2]
     # every sweep run is one job of the local grid, with the same words
     for cell in sweep["parameters"]["cell"]["values"]:
         one = plan([*sweep["command"][2:-1], f"cell={cell}", "seed=1"])
@@ -123,7 +129,10 @@ def test_summary_and_table():
     a, b = summarise(rows)
     assert (a["cell"], a["test_bpd_mean"], a["seeds"]) == ("a", 2.5, 2)
     assert b["test_bpd_std"] == 0.0
-    assert "| a | affine | a | 2.500 ± 0.707 | 2 | 10 |" in markdown_table([a, b])
+    assert a["test_bpd_ci95"] == pytest.approx(12.706 * 0.70711 / 2**0.5, rel=1e-4)  # t(1)
+    table = markdown_table([a, b])
+    assert "| a | affine | a | 2.500 ± 6.353 | 0.707 | 2 | 10 |" in table
+    assert "| b | affine | b | 1.000 | 0.000 | 1 | 10 |" in table  # one seed: no interval
 
 
 def test_history_and_curves(tmp_path):
@@ -138,7 +147,7 @@ def test_history_and_curves(tmp_path):
 # ----------------------------------------------------------------------------- real runs
 def _words(out: Path, cache: str) -> list[str]:
     return ["cells=additive-reverse,realnvp", "seeds=1", "budget_steps=3", f"out={out}",
-            f"data.cache_dir={cache}", *TINY]
+            f"data.cache_dir={cache}", "checkpoint.every_n_steps=1", "checkpoint.keep=3", *TINY]
 
 
 def _check_complete(out: Path) -> None:
@@ -154,8 +163,9 @@ def _check_complete(out: Path) -> None:
 
 @pytest.fixture(scope="module")
 def interrupted_and_rerun(tmp_path_factory, digits_cache):
-    """In process: a 2-cell grid; then the second cell is made to look interrupted (no result,
-    a partial run directory) and the same command runs again."""
+    """In process: a 2-cell grid; then the second cell is put back to where a run killed after
+    step 2 would have left it (no result, its step-2 checkpoint as the last one) and the same
+    command runs again."""
     root = tmp_path_factory.mktemp("ablation")
     out = root / "out"
     with pytest.MonkeyPatch.context() as mp:
@@ -163,35 +173,45 @@ def interrupted_and_rerun(tmp_path_factory, digits_cache):
         assert cmd_ablate(_words(out, digits_cache)) == 0
         first = out / "cells" / "additive-reverse-seed0.json"
         stamp = first.stat().st_mtime_ns
-        (out / "cells" / "realnvp-seed0.json").unlink()
-        (out / "runs" / "realnvp-seed0" / "partial").write_text("left by a killed run")
+        second = out / "cells" / "realnvp-seed0.json"
+        uninterrupted = json.loads(second.read_text())
+        second.unlink()
+        folder = out / "runs" / "realnvp-seed0" / "checkpoints"
+        (folder / "step0000002.ckpt").replace(folder / "last.ckpt")
+        (folder / "step0000003.ckpt").unlink()
         assert cmd_ablate(_words(out, digits_cache)) == 0
-    return out, first, stamp
+    return out, first, stamp, uninterrupted
 
 
-def test_rerun_skips_finished_cells_and_redoes_the_interrupted_one(interrupted_and_rerun):
-    out, first, stamp = interrupted_and_rerun
+def test_rerun_skips_finished_cells_and_continues_the_interrupted_one(interrupted_and_rerun):
+    out, first, stamp, uninterrupted = interrupted_and_rerun
     assert first.stat().st_mtime_ns == stamp  # not rerun
-    assert not (out / "runs" / "realnvp-seed0" / "partial").exists()  # redone from scratch
+    resumed = json.loads((out / "cells" / "realnvp-seed0.json").read_text())
+    assert resumed["steps"] == 3  # from step 2 on, not from scratch
+    assert resumed["test_bpd"] == pytest.approx(uninterrupted["test_bpd"], abs=1e-6)  # exact
+    assert resumed["model"]["architecture"] == "realnvp" and not resumed["model"]["learn_top"]
     _check_complete(out)
 
 
 def test_each_cell_is_one_wandb_run_in_the_group_plus_a_summary_table(interrupted_and_rerun):
-    out, _, _ = interrupted_and_rerun
+    out, _, _, _ = interrupted_and_rerun
     runs: dict[str, list] = {}
     for run_dir in find_run_dirs(out):
         (record,) = [r.run for r in read_records(run_dir) if r.WhichOneof("record_type") == "run"]
         runs.setdefault(record.display_name, []).append((record, run_dir))
-    # one run per cell (the interrupted one's partial run was removed); the summary run is logged
-    # once, and again only if results.csv changed (the redone cell can reproduce it exactly)
+    # one W&B run per cell: the resumed cell logged into its run again (same id, a second
+    # offline folder); the summary run is logged once, and again only if results.csv changed
     counts = {k: len(v) for k, v in runs.items()}
     assert counts.pop("out-summary") in (1, 2)
-    assert counts == {"additive-reverse-seed0": 1, "realnvp-seed0": 1}
+    assert counts == {"additive-reverse-seed0": 1, "realnvp-seed0": 2}
+    assert len({r.run_id for r, _ in runs["realnvp-seed0"]}) == 1
     assert {r.run_group for v in runs.values() for r, _ in v} == {"out"}
-    (cell, _), = runs["realnvp-seed0"]
+    cell, _ = runs["realnvp-seed0"][0]
     assert "cell:realnvp" in cell.tags and "seed:0" in cell.tags
     config = {item.key: json.loads(item.value_json) for item in cell.config.update}
     assert config["model"]["architecture"] == "realnvp" and config["seed"] == 0
+    assert (config["cell"], config["coupling"], config["architecture"]) == (
+        "realnvp", "affine", "realnvp")  # the cell's axes as top-level keys
     summary_dir = runs["out-summary"][-1][1]
     summary = read_summary(summary_dir)
     assert summary["ablation/results"]["_type"] == "table-file"
@@ -238,3 +258,30 @@ def test_sigkill_mid_grid_then_rerun_completes_it(tmp_path, digits_cache):
     assert rerun.returncode == 0, err[-3000:]
     assert first.stat().st_mtime_ns == stamp  # not rerun
     _check_complete(out)
+
+
+def test_dry_run_plans_every_cell_of_the_paper_grid_for_a_few_steps():
+    ab = plan(["ablation=cifar10", "dry_run=true", "data.source=/data/cifar10"])
+    assert [c.name for c, _ in ab.jobs()] == [*GLOW_CELLS, "realnvp"]
+    assert {s for _, s in ab.jobs()} == {0} and ab.budget.steps == 2
+    assert "logger.kind=none" in ab.overrides and "data.max_train=8" in ab.overrides
+    assert ab.out.name == "ablation-cifar10-dry"
+    cfg = load_config([*ab.words, *ab.jobs()[-1][0].overrides(), *ab.overrides])
+    assert (cfg.model.hidden_channels, cfg.model.realnvp.blocks) == (64, 8)  # the paper's own
+
+
+@pytest.mark.slow
+def test_dry_run_of_the_paper_grid_on_hub_format_data(tmp_path, monkeypatch):
+    """Every cell of the CIFAR-10 grid at the paper's scale (L=3, K=32, width 512; RealNVP with
+    8 residual blocks) trains 2 steps and tests on a tiny local Hub-format copy."""
+    from tests.data_helpers import hub_parquet
+
+    isolate_wandb(monkeypatch, tmp_path / "wandb_env")
+    source = hub_parquet(tmp_path / "c10", train=16, test=4)
+    out = tmp_path / "dry"
+    assert cmd_ablate(["ablation=cifar10", "dry_run=true", f"data.source={source}",
+                       f"out={out}", "trainer.accelerator=cpu", "trainer.num_threads=2"]) == 0
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert [r["cell"] for r in rows] == [*GLOW_CELLS, "realnvp"]
+    assert all(r["steps"] == "2" and float(r["test_bpd"]) > 0 for r in rows)
+    assert int(rows[-2]["params"]) > 40_000_000  # affine-invconv: the paper's 44M Glow

@@ -1,16 +1,15 @@
 """One ablation cell × seed: its config, its training run and its result file.
 
 A cell is finished when ``<out>/cells/<cell>-seed<s>.json`` exists; the file is written
-atomically after the test, so a killed run leaves no result and is redone (its partial run
-directory is removed first).
+atomically after the test, so a killed run leaves no result. Rerunning the grid continues such a
+run from its last checkpoint (``resume=auto``, so set ``checkpoint.every_n_steps``), with its
+training history, exactly as if it had not been interrupted.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,10 +17,10 @@ from typing import Any
 
 from glow_lightning.ablation.grid import Cell
 from glow_lightning.ablation.history import BpdHistory
-from glow_lightning.config import ExperimentConfig, load_config
+from glow_lightning.config import ExperimentConfig, load_config, to_dict
 from glow_lightning.errors import ConfigError
 from glow_lightning.launch import is_rank_zero
-from glow_lightning.run import run_dir_for, train
+from glow_lightning.run import train
 
 
 @dataclass(frozen=True)
@@ -58,28 +57,25 @@ def cell_config(words: list[str], cell: Cell, seed: int, budget: Budget, out: Pa
     cfg = load_config([*words, *cell.overrides(), *overrides, *budget.overrides(),
                        f"seed={seed}", f"data.seed={seed}"])
     cfg.run_name = run_name(cell, seed)
+    cfg.resume = "auto"
     cfg.out_dir = str(Path(out) / "runs")
     cfg.logger.group = group
     cfg.logger.tags = sorted({*cfg.logger.tags, "ablation", *cell.tags(), f"seed:{seed}"})
+    cfg.logger.extra_config = {**cell.columns(), "ablation_seed": seed}
     return cfg
 
 
 def run_cell(words: list[str], cell: Cell, seed: int, budget: Budget, out: Path, group: str,
              overrides: Sequence[str] = ()) -> dict[str, Any]:
-    """Train and test one cell × seed from scratch and write its result file (rank 0)."""
+    """Train (or continue) and test one cell × seed and write its result file (rank 0): the
+    cell's axes, test bpd, steps, training seconds, parameters and resolved model config."""
     cfg = cell_config(words, cell, seed, budget, out, group, overrides)
-    stale = run_dir_for(cfg)
-    if stale.exists() and is_rank_zero():  # a run killed before its result was written
-        shutil.rmtree(stale)
-    start = time.perf_counter()
     history = BpdHistory()
     metrics = train(cfg, extra_callbacks=[history])
     result = {
-        "cell": cell.name, "seed": seed, "coupling": cell.coupling,
-        "permutation": cell.permutation_label, "architecture": cell.architecture,
-        "test_bpd": float(metrics["test/bpd"]), "steps": history.steps,
-        "wall_s": round(time.perf_counter() - start, 1), "params": history.params,
-        "run_dir": metrics["run_dir"], "group": group,
+        **cell.columns(), "seed": seed, "test_bpd": float(metrics["test/bpd"]),
+        "steps": history.steps, "wall_s": round(history.seconds, 1), "params": history.params,
+        "run_dir": metrics["run_dir"], "group": group, "model": to_dict(cfg)["model"],
     }
     if is_rank_zero():
         write_json(result_path(out, cell, seed), result)

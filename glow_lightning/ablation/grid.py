@@ -1,13 +1,16 @@
 """The ablation grid: Glow Figure 3 (coupling × permutation) plus RealNVP as one more cell.
 
 A cell is a name and the config overrides that define it. Glow cells are crossed:
-``{additive, affine} × {reverse, shuffle, invconv}``; RealNVP fixes its own couplings (affine,
-checkerboard then channel masks, alternating) so it is a single cell, never crossed.
+``{additive, affine} × {reverse, shuffle, invconv}``, and with any further ``axes`` (config keys
+with lists of values, e.g. ``model.scale_fn: [sigmoid, softclamp]``); RealNVP fixes its own
+couplings (affine, checkerboard then channel masks, alternating) so it is a single cell, never
+crossed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 COUPLINGS = ("additive", "affine")
@@ -24,6 +27,7 @@ class Cell:
     coupling: str
     permutation: str
     extra: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+    axes: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
 
     @property
     def permutation_label(self) -> str:
@@ -38,15 +42,31 @@ class Cell:
         """
         base = [f"model.architecture={self.architecture}", f"model.coupling={self.coupling}",
                 f"model.permutation={self.permutation}"]
-        return base + [f"{k}={v}" for k, v in self.extra.items()]
+        axes = [f"{k}={v}" for k, v in self.axes.items()]
+        return base + axes + [f"{k}={v}" for k, v in self.extra.items()]
 
     def tags(self) -> list[str]:
         return [f"cell:{self.name}", f"architecture:{self.architecture}",
-                f"coupling:{self.coupling}", f"permutation:{self.permutation_label}"]
+                f"coupling:{self.coupling}", f"permutation:{self.permutation_label}",
+                *(f"{axis_name(k)}:{v}" for k, v in self.axes.items())]
+
+    def columns(self) -> dict[str, str]:
+        """The cell's axes as flat values (results tables, W&B config keys)."""
+        return {"cell": self.name, "architecture": self.architecture,
+                "coupling": self.coupling, "permutation": self.permutation_label,
+                **{axis_name(k): v for k, v in self.axes.items()}}
 
 
-def glow_cell(coupling: str, permutation: str, extra: dict[str, str] | None = None) -> Cell:
-    return Cell(f"{coupling}-{permutation}", "glow", coupling, permutation, dict(extra or {}))
+def axis_name(key: str) -> str:
+    """``model.scale_fn`` → ``scale_fn``: the column and tag name of an axis."""
+    return key.rsplit(".", 1)[-1]
+
+
+def glow_cell(coupling: str, permutation: str, extra: dict[str, str] | None = None,
+              axes: dict[str, str] | None = None) -> Cell:
+    axes = dict(axes or {})
+    name = "-".join([coupling, permutation, *(f"{axis_name(k)}={v}" for k, v in axes.items())])
+    return Cell(name, "glow", coupling, permutation, dict(extra or {}), axes)
 
 
 def realnvp_cell(extra: dict[str, str] | None = None) -> Cell:
@@ -54,16 +74,21 @@ def realnvp_cell(extra: dict[str, str] | None = None) -> Cell:
 
 
 def build_grid(couplings: Sequence[str] = COUPLINGS, permutations: Sequence[str] = PERMUTATIONS,
-               realnvp: bool = True, extra: dict[str, dict[str, str]] | None = None) -> list[Cell]:
-    """Every Glow cell (coupling-major order) then RealNVP; ``extra[name]`` adds overrides to a
-    cell (e.g. ``{"realnvp": {"model.steps": "2"}}``).
+               realnvp: bool = True, extra: dict[str, dict[str, str]] | None = None,
+               axes: Mapping[str, Sequence[str]] | None = None) -> list[Cell]:
+    """Every Glow cell (coupling-major order, then the ``axes`` in order) then RealNVP;
+    ``extra[name]`` adds overrides to a cell (e.g. ``{"realnvp": {"model.steps": "2"}}``).
 
     >>> [c.name for c in build_grid()]  # doctest: +NORMALIZE_WHITESPACE
     ['additive-reverse', 'additive-shuffle', 'additive-invconv', 'affine-reverse',
      'affine-shuffle', 'affine-invconv', 'realnvp']
     """
-    extra = extra or {}
-    cells = [glow_cell(c, p, extra.get(f"{c}-{p}")) for c in couplings for p in permutations]
+    extra, axes = extra or {}, axes or {}
+    combos = [dict(zip(axes, values, strict=True))
+              for values in itertools.product(*axes.values())]
+    cells = [glow_cell(c, p, axes=combo) for c in couplings for p in permutations
+             for combo in combos]
+    cells = [glow_cell(c.coupling, c.permutation, extra.get(c.name), c.axes) for c in cells]
     return cells + ([realnvp_cell(extra.get(REALNVP))] if realnvp else [])
 
 

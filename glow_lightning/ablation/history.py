@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,9 @@ KEYS = ("train/bpd_step", "train/loss")
 class BpdHistory(Callback):
     """Record ``(step, train bpd)`` after every optimiser step on rank zero; write
     ``<default_root_dir>/bpd_history.csv`` at the end of training (and every ``flush_every``
-    steps, so a long run leaves a partial history behind). Also keeps the final ``steps`` and
-    the flow's parameter count ``params``."""
+    steps, so a long run leaves a partial history behind). Also keeps the final ``steps``, the
+    training ``seconds`` and the flow's parameter count ``params``. The rows and seconds travel
+    in checkpoints, so a resumed run continues its history."""
 
     def __init__(self, filename: str = HISTORY_FILE, flush_every: int = 200) -> None:
         self.filename = filename
@@ -27,10 +29,25 @@ class BpdHistory(Callback):
         self.rows: list[tuple[int, float]] = []
         self.steps = 0
         self.params = 0
+        self.seconds = 0.0
+        self._started: float | None = None
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         flow = getattr(pl_module, "flow", pl_module)
         self.params = sum(p.numel() for p in flow.parameters())
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._started = time.perf_counter()
+
+    def _elapsed(self) -> float:
+        return self.seconds + (time.perf_counter() - self._started if self._started else 0.0)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rows": [[s, v] for s, v in self.rows], "seconds": self._elapsed()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.rows = [(int(s), float(v)) for s, v in state_dict.get("rows", [])]
+        self.seconds = float(state_dict.get("seconds", 0.0))
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any,
                            batch: Any, batch_idx: int) -> None:
@@ -45,6 +62,7 @@ class BpdHistory(Callback):
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.steps = trainer.global_step
+        self.seconds, self._started = self._elapsed(), None
         if trainer.is_global_zero:
             self.write(trainer)
 

@@ -15,18 +15,23 @@ STYLE = {"reverse": "tab:blue", "shuffle": "tab:orange", "invconv": "tab:green",
          "invconv_lu": "tab:olive"}
 
 
+def seed_curves(histories: list[list[tuple[int, float]]]) -> tuple[np.ndarray, np.ndarray]:
+    """Steps present in every history and the bpd of each history there, (seeds, steps)."""
+    if not histories or not all(histories):
+        return np.zeros(0, dtype=int), np.zeros((0, 0))
+    common = sorted(set.intersection(*(set(s for s, _ in h) for h in histories)))
+    tables = [dict(h) for h in histories]
+    return np.array(common, dtype=int), np.array([[t[s] for s in common] for t in tables])
+
+
 def mean_curve(histories: list[list[tuple[int, float]]]) -> tuple[np.ndarray, np.ndarray]:
     """Steps present in every history and the mean bpd over histories at those steps.
 
     >>> mean_curve([[(1, 4.0), (2, 3.0)], [(1, 2.0), (2, 1.0), (3, 0.5)]])
     (array([1, 2]), array([3., 2.]))
     """
-    if not histories or not all(histories):
-        return np.zeros(0, dtype=int), np.zeros(0)
-    common = sorted(set.intersection(*(set(s for s, _ in h) for h in histories)))
-    tables = [dict(h) for h in histories]
-    values = np.array([[t[s] for s in common] for t in tables]).mean(axis=0)
-    return np.array(common, dtype=int), values
+    steps, values = seed_curves(histories)
+    return steps, values.mean(axis=0) if values.size else np.zeros(0)
 
 
 def smooth(values: np.ndarray, window: int) -> np.ndarray:
@@ -46,9 +51,10 @@ def smooth(values: np.ndarray, window: int) -> np.ndarray:
 def _style(cell: str) -> dict:
     if cell == "realnvp":
         return {"color": "black", "linestyle": ":"}
-    coupling, _, permutation = cell.partition("-")
-    return {"color": STYLE.get(permutation, "tab:gray"),
-            "linestyle": "--" if coupling == "additive" else "-"}
+    coupling, _, rest = cell.partition("-")
+    permutation, _, axes = rest.partition("-")
+    color = STYLE.get(permutation, "tab:gray") if not axes else f"C{sum(map(ord, axes)) % 10}"
+    return {"color": color, "linestyle": "--" if coupling == "additive" else "-"}
 
 
 def plot_curves(path: Path, curves: dict[str, list[list[tuple[int, float]]]], title: str,
@@ -62,11 +68,17 @@ def plot_curves(path: Path, curves: dict[str, list[list[tuple[int, float]]]], ti
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     tails = []
     for cell, histories in curves.items():
-        steps, values = mean_curve(histories)
+        steps, values = seed_curves(histories)
         if steps.size == 0:
             continue
-        line = smooth(values, window)
-        ax.plot(steps, line, label=f"{cell} (n={len(histories)})", linewidth=1.4, **_style(cell))
+        smoothed = np.array([smooth(v, window) for v in values])  # (seeds, steps)
+        line = smoothed.mean(axis=0)
+        style = _style(cell)
+        ax.plot(steps, line, label=f"{cell} (n={len(histories)})", linewidth=1.4, **style)
+        if len(histories) > 1:  # the band: the smoothed curves' spread over seeds (± 1 std)
+            spread = smoothed.std(axis=0, ddof=1)
+            ax.fill_between(steps, line - spread, line + spread, alpha=0.15, linewidth=0,
+                            color=style["color"])
         tails.append(line[steps.size // 5 :])
     if tails:  # hide the first fifth of training (bpd far above the interesting range)
         low = min(float(t.min()) for t in tails)
@@ -74,7 +86,8 @@ def plot_curves(path: Path, curves: dict[str, list[list[tuple[int, float]]]], ti
         ax.set_ylim(low - 0.05 * (high - low), high + 0.05 * (high - low))
     ax.set_xlabel("optimiser step")
     ax.set_ylabel("train bits/dim")
-    ax.set_title(f"{title}\n(mean over seeds, trailing {window}-step moving average)", fontsize=10)
+    ax.set_title(f"{title}\n(mean over seeds ± 1 std band, trailing {window}-step average)",
+                 fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -19,7 +19,18 @@ from glow_lightning.ablation.cell import Budget, read_result, result_path, run_c
 from glow_lightning.ablation.grid import Cell
 from glow_lightning.ablation.history import HISTORY_FILE, read_history
 from glow_lightning.ablation.plot import plot_curves
-from glow_lightning.ablation.report import summarise, write_csv, write_markdown
+from glow_lightning.ablation.report import (
+    config_section,
+    markdown_table,
+    ranking_table,
+    summarise,
+    verdict_rows,
+    verdict_table,
+    verdicts,
+    write_csv,
+    write_markdown,
+)
+from glow_lightning.ablation.stats import Verdict, figure3_claims, late_rankings
 from glow_lightning.ablation.sweep import write_sweep
 from glow_lightning.ablation.wandb_summary import inside_sweep, log_summary_run
 from glow_lightning.config import load_config
@@ -40,6 +51,7 @@ class Ablation:
     group: str
     sweep_words: list[str]  # what a sweep run passes to `glow-lightning ablate` besides cell/seed
     overrides: list[str] = field(default_factory=list)  # the command line's, after each cell's
+    claims: list[tuple[str, str, str]] | None = None  # (label, lower, higher); None: Figure 3
 
     def jobs(self) -> list[tuple[Cell, int]]:
         return [(cell, seed) for cell in self.cells for seed in self.seeds]
@@ -54,22 +66,41 @@ def collect(ab: Ablation) -> list[dict[str, Any]]:
     return [r for r in found if r is not None]
 
 
-def write_reports(ab: Ablation, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """results.csv, results.md and bpd_vs_step.png from the finished rows; returns the summary."""
-    summary = summarise(rows)
-    write_csv(ab.out / "results.csv", rows)
-    budget = (f"{ab.budget.steps or 'no'} steps" +
-              (f", at most {ab.budget.minutes:g} min" if ab.budget.minutes else ""))
-    notes = (f"Group `{ab.group}`; per-cell budget: {budget}; seeds {ab.seeds}; "
-             f"{len(rows)}/{len(ab.jobs())} runs finished. Std is the sample std over seeds.")
-    write_markdown(ab.out / "results.md", summary, f"Ablation {ab.name}", notes)
+@dataclass
+class Report:
+    """What an ablation's results say: per-cell summary, judged claims, late ranking."""
+
+    summary: list[dict[str, Any]]
+    verdicts: list[Verdict]
+    rankings: list[tuple[int, list[str]]]
+
+
+def write_reports(ab: Ablation, rows: list[dict[str, Any]]) -> Report:
+    """results.csv, results.md and bpd_vs_step.png from the finished rows."""
     curves: dict[str, list] = {}
     for row in rows:
         history = read_history(Path(row["run_dir"]) / HISTORY_FILE)
         if history:
             curves.setdefault(row["cell"], []).append(history)
+    claims = ab.claims if ab.claims is not None else figure3_claims([c.name for c in ab.cells])
+    last = min((h[-1][0] for hs in curves.values() for h in hs), default=0)
+    report = Report(summarise(rows), verdicts(rows, claims),
+                    late_rankings(curves, last) if last >= 8 else [])
+    write_csv(ab.out / "results.csv", rows)
+    budget = (f"{ab.budget.steps or 'no'} steps" +
+              (f", at most {ab.budget.minutes:g} min" if ab.budget.minutes else ""))
+    notes = (f"Group `{ab.group}`; per-cell budget: {budget}; seeds {ab.seeds}; "
+             f"{len(rows)}/{len(ab.jobs())} runs finished. Intervals are 95% t-intervals over "
+             "seeds; claims are judged on same-seed differences: *holds* when the interval lies "
+             "below 0, *does not hold* when above, *inconclusive* otherwise.")
+    write_markdown(ab.out / "results.md", f"Ablation {ab.name}", notes, [
+        ("Test bits/dim per cell", markdown_table(report.summary)),
+        ("Claims", verdict_table(report.verdicts) if report.verdicts else ""),
+        ("Ranking over the last quarter of training",
+         ranking_table(report.rankings) if report.rankings else ""),
+        ("Cells", config_section(rows))])
     plot_curves(ab.out / "bpd_vs_step.png", curves, f"{ab.name}: train bits/dim vs step")
-    return summary
+    return report
 
 
 def write_sweep_file(ab: Ablation) -> Path:
@@ -100,9 +131,10 @@ def run_grid(ab: Ablation, log: Callable[[str], None] = print) -> list[dict[str,
             write_reports(ab, collect(ab))
     rows = collect(ab)
     if rows and lead:
-        summary = write_reports(ab, rows)
+        report = write_reports(ab, rows)
         complete = len(rows) == len(jobs)
         if complete and base.logger.kind == "wandb":
             log_summary_run(ab.out, base.logger.project, ab.group, wandb_mode(base), rows,
-                            summary, ab.out / "bpd_vs_step.png")
+                            report.summary, verdict_rows(report.verdicts),
+                            ab.out / "bpd_vs_step.png")
     return rows

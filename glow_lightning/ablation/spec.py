@@ -34,12 +34,15 @@ class AblationSpec:
     couplings: list[str] = field(default_factory=lambda: list(COUPLINGS))
     permutations: list[str] = field(default_factory=lambda: list(PERMUTATIONS))
     realnvp: bool = True
+    axes: dict[str, list[Any]] = field(default_factory=dict)  # more Glow axes, crossed
     overrides: dict[str, Any] = field(default_factory=dict)  # for every cell
     cell_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # per cell name
+    claims: list[list[str]] | None = None  # [[a, "<", b], ...]; None: Figure 3's orderings
 
     def grid(self) -> list[Cell]:
         extra = {name: dict(dotlist(values)) for name, values in self.cell_overrides.items()}
-        return build_grid(self.couplings, self.permutations, self.realnvp, extra)
+        axes = {key: [dotlist({key: v})[0][1] for v in values] for key, values in self.axes.items()}
+        return build_grid(self.couplings, self.permutations, self.realnvp, extra, axes)
 
     def base_overrides(self) -> list[str]:
         """``experiment=<name>`` (if any) then the shared overrides, as a dotlist."""
@@ -88,4 +91,8 @@ def load_spec(name: str) -> AblationSpec:
     assert isinstance(spec, AblationSpec)
     if spec.name == "ablation":
         spec.name = path.stem
+    for claim in spec.claims or []:
+        if len(claim) != 3 or claim[1] != "<":
+            raise ConfigError(f"config error in {path}: claims are [lower cell, '<', higher "
+                              f"cell], got {claim}")
     return spec

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from glow_lightning.ablation.report import COLUMNS, SUMMARY_COLUMNS
+from glow_lightning.ablation.report import COLUMNS, SUMMARY_COLUMNS, VERDICT_COLUMNS
 
 MARKER = "wandb_summary.sha1"
 
@@ -24,9 +24,11 @@ def _table(columns: tuple[str, ...], rows: list[dict[str, Any]]) -> Any:
 
 
 def log_summary_run(out: Path, project: str, group: str, mode: str, rows: list[dict[str, Any]],
-                    summary: list[dict[str, Any]], plot: Path) -> bool:
-    """Log ``ablation/results`` (cell × seed), ``ablation/summary`` (per cell) and the plot in a
-    run named ``<group>-summary`` of the group. Skipped when the same results were logged
+                    summary: list[dict[str, Any]], claims: list[dict[str, Any]],
+                    plot: Path) -> bool:
+    """Log ``ablation/results`` (cell × seed), ``ablation/summary`` (per cell, with 95%
+    intervals), ``ablation/claims`` (the judged orderings) and the plot in a run named
+    ``<group>-summary`` of the group. Skipped when the same results were logged
     before (``<out>/wandb_summary.sha1``) or inside a sweep. Returns True when it logged."""
     digest = hashlib.sha1((Path(out) / "results.csv").read_bytes()).hexdigest()
     marker = Path(out) / MARKER
@@ -41,6 +43,7 @@ def log_summary_run(out: Path, project: str, group: str, mode: str, rows: list[d
     try:
         run.log({"ablation/results": _table(COLUMNS, rows),
                  "ablation/summary": _table(SUMMARY_COLUMNS, summary),
+                 "ablation/claims": _table(VERDICT_COLUMNS, claims),
                  "ablation/bpd_vs_step": wandb.Image(str(plot))})
         for s in summary:
             run.summary[f"test_bpd/{s['cell']}"] = s["test_bpd_mean"]
