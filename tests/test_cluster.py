@@ -46,10 +46,13 @@ def cluster(tmp_path_factory):
     import os
 
     tmp = tmp_path_factory.mktemp("cluster")
-    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true",
-           "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
-    for leaked in ("WANDB_API_KEY", "GLOW_LIGHTNING_RUN_NAME", "LOCAL_RANK", "NODE_RANK", "RANK",
-                   "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):  # from in-process tests
+    # no WANDB_* from this process: a W&B service that in-process tests started here would be
+    # shared by the launched jobs (WANDB_SERVICE), and a killed job's run would stay "in use"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "_WANDB"))}
+    env.update({"WANDB_MODE": "offline", "WANDB_SILENT": "true", "HF_HUB_OFFLINE": "1",
+                "HF_DATASETS_OFFLINE": "1", "PYTHONPATH": str(ROOT)})
+    for leaked in ("GLOW_LIGHTNING_RUN_NAME", "LOCAL_RANK", "NODE_RANK", "RANK", "WORLD_SIZE",
+                   "MASTER_ADDR", "MASTER_PORT"):  # from in-process tests
         env.pop(leaked, None)
     for name in WANDB_ENV_DIRS:
         (tmp / name.lower()).mkdir()
