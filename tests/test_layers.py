@@ -54,6 +54,8 @@ LAYERS = {
     "affine_clamped": lambda: glow(affine_clamp=0.5),
     "affine_softclamp": lambda: glow(scale_fn="softclamp", affine_clamp=2.0),
     "affine_tanh": lambda: glow(scale_fn="tanh"),
+    "affine_scale_shift": lambda: glow(scale_fn="softclamp", affine_clamp=2.0,
+                                       affine_form="scale_shift"),
     "affine_no_net_actnorm": lambda: glow(net_actnorm=False),
     "checkerboard0": lambda: rnvp(CheckerboardMask(4, 8, 8, 0)),
     "checkerboard1": lambda: rnvp(CheckerboardMask(4, 8, 8, 1)),

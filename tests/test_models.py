@@ -149,6 +149,7 @@ def test_paper_cifar10_parameter_count():
     (dict(affine_clamp=-1.0), "affine_clamp must be a number >= 0"),
     (dict(scale_fn="exp"), "scale_fn='exp' is not supported; allowed values: sigmoid"),
     (dict(scale_fn="softclamp"), "scale_fn=softclamp needs affine_clamp > 0"),
+    (dict(affine_form="exp"), "affine_form='exp' is not supported; allowed values: shift_scale"),
     (dict(realnvp=dict(flow_norm="layernorm")), "realnvp.flow_norm='layernorm' is not"),
     (dict(realnvp=dict(logit_alpha=0.5)), "realnvp.logit_alpha must be a number in [0, 0.5)"),
     (dict(stepz=3), "unknown flow setting(s) stepz"),

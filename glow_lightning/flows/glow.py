@@ -35,13 +35,13 @@ def permutation(name: str, channels: int, generator: torch.Generator | None) -> 
 
 def glow_coupling(channels: int, cfg: FlowConfig) -> Coupling:
     """Glow's coupling over channel halves with the reference net (``cfg.coupling``,
-    ``cfg.scale_fn``, ``cfg.affine_clamp``, ``cfg.net_actnorm``)."""
+    ``cfg.scale_fn``, ``cfg.affine_clamp``, ``cfg.affine_form``, ``cfg.net_actnorm``)."""
     mask = ChannelMask(channels)
     affine = cfg.coupling == "affine"
     net = GlowNet(mask.n_keep, mask.n_change, cfg.hidden_channels, parts=2 if affine else 1,
                   actnorm=cfg.net_actnorm)
     scale = scale_function(cfg.scale_fn, mask.n_change, cfg.affine_clamp) if affine else None
-    return Coupling(mask, net, scale, shift_first=True)
+    return Coupling(mask, net, scale, shift_first=cfg.affine_form == "shift_scale")
 
 
 class _Mixing:

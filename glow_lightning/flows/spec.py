@@ -17,6 +17,7 @@ Architecture = Literal["glow", "realnvp"]
 CouplingKind = Literal["additive", "affine"]
 Permutation = Literal["reverse", "shuffle", "invconv", "invconv_lu"]
 ScaleFn = Literal["sigmoid", "softclamp", "tanh"]
+AffineForm = Literal["shift_scale", "scale_shift"]
 FlowNorm = Literal["batchnorm", "actnorm", "none"]
 NetDType = Literal["float32", "bfloat16"]
 
@@ -24,6 +25,7 @@ ARCHITECTURES = ("glow", "realnvp")
 COUPLINGS = ("additive", "affine")
 PERMUTATIONS = ("reverse", "shuffle", "invconv", "invconv_lu")
 SCALE_FNS = ("sigmoid", "softclamp", "tanh")
+AFFINE_FORMS = ("shift_scale", "scale_shift")
 FLOW_NORMS = ("batchnorm", "actnorm", "none")
 NET_DTYPES = ("float32", "bfloat16")
 
@@ -51,8 +53,8 @@ class RealNVPConfig:
 @dataclass
 class FlowConfig:
     """A Glow or RealNVP model. ``steps`` is K (Glow) or the couplings per mask type per scale
-    (RealNVP, 3 in the paper); ``scale_fn`` / ``affine_clamp`` / ``net_actnorm`` shape Glow's
-    affine couplings (see :mod:`glow_lightning.flows.coupling`)."""
+    (RealNVP, 3 in the paper); ``scale_fn`` / ``affine_clamp`` / ``affine_form`` /
+    ``net_actnorm`` shape Glow's affine couplings (see :mod:`glow_lightning.flows.coupling`)."""
 
     architecture: str = "glow"  # glow | realnvp
     levels: int = 3
@@ -61,6 +63,7 @@ class FlowConfig:
     coupling: str = "affine"  # additive | affine
     scale_fn: str = "sigmoid"  # sigmoid (reference) | softclamp | tanh
     affine_clamp: float = 0.0  # sigmoid: soft bound (-clamp, 0), 0 = reference; softclamp: bound
+    affine_form: str = "shift_scale"  # (x + t)·e^s (reference) | scale_shift: x·e^s + t
     net_actnorm: bool = True  # ActNorm after the hidden convs of Glow's coupling nets
     permutation: str = "invconv_lu"  # reverse | shuffle | invconv | invconv_lu
     learn_top: bool = True
@@ -92,6 +95,7 @@ def check(cfg: FlowConfig, image_shape: Sequence[int], num_classes: int = 0) -> 
     _choice("coupling", cfg.coupling, COUPLINGS)
     _choice("permutation", cfg.permutation, PERMUTATIONS)
     _choice("scale_fn", cfg.scale_fn, SCALE_FNS)
+    _choice("affine_form", cfg.affine_form, AFFINE_FORMS)
     _choice("net_dtype", cfg.net_dtype, NET_DTYPES)
     _choice("realnvp.flow_norm", cfg.realnvp.flow_norm, FLOW_NORMS)
     _choice("realnvp.scale_fn", cfg.realnvp.scale_fn, SCALE_FNS)
