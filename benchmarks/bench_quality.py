@@ -1,26 +1,30 @@
-"""Equal-budget quality: each implementation trains for the same wall-clock budget (150 s) on the
-embedded MNIST digits, then test bits/dim on the 500 test digits is computed identically for all.
+"""Equal-budget quality: each implementation trains for the same wall-clock budget on the embedded
+MNIST digits; test bits/dim on the 500 test digits are computed identically for all.
 
-    python -m benchmarks.bench_quality               # 150 s each, time-sliced A B C A B C …
-    python -m benchmarks.bench_quality --quick       # 20 s each
-    python -m benchmarks.bench_quality --budget 300
+    python -m benchmarks.bench_quality                   # 150 s, lr chosen, then 3 rounds
+    python -m benchmarks.bench_quality --budget 600 --lrs ours-tuned=0.002,freia=0.002,...
+    python -m benchmarks.bench_quality --quick
 
-Data: ``glow_lightning.data.benchmarks.digits_arrays()`` (fixed 4,500 train / 500 test, uint8
-1×28×28) zero-padded to 1×32×32; pixels go through ``glow_lightning.ops`` (8 bits:
-``x = bins/256 − 0.5 + U(0, 1/256)``), fresh training noise every step, one fixed noise draw for
-the test set shared by all. Bits/dim = ``(−log p(x) + D·log 256) / (D·ln 2)`` over D = 1,024
-(the padded image), via ``glow_lightning.ops.bits_per_dim``, for every implementation.
+Every implementation is a Glow at L=3, K=8, width 128 on 1×32×32 (28×28 digits zero-padded),
+batch 32, Adam with a 20-step linear warm-up, and one forward pass over 512 training images
+first (the data-dependent ActNorm init of every implementation that has one). Peers are built at
+their strongest (``benchmarks/peers.py``). **Learning rate, the same rule for all**: each
+implementation trains ``--budget`` seconds at every lr of {5e-4, 1e-3, 2e-3, 3e-3} (seed 0)
+and keeps the lr with the lowest bits/dim on 500 held-out *training* digits (never the test
+split); then ``--rounds`` rounds (seeds 1, 2, …) train every implementation at its lr and report
+test bits/dim. Budgets are interleaved in slices of ``--slice`` seconds (A, B, C, A, B, C, …) so
+load changes hit all alike; a step's time (batch, dequantisation, forward, backward, optimiser)
+is charged to its implementation. A step with a non-finite loss is skipped for all.
 
-Budgets are interleaved in slices of ``--slice`` seconds (A, B, C, A, B, C, …) so load changes on
-the machine hit all alike; a step's time (batch drawing, dequantisation, forward, backward,
-optimiser) is charged to its implementation. Every implementation gets the same architecture
-size and batch; each uses its library's recommended optimiser recipe (see RECIPES). A step with
-a non-finite loss is skipped for all (normflows' Glow example does this).
+Pixels go through ``glow_lightning.ops`` (8 bits: ``x = bins/256 − 0.5 + U(0, 1/256)``), fresh
+training noise every step, one fixed noise draw for held-out and test images shared by all;
+bits/dim = ``(−log p(x) + D·log 256) / (D·ln 2)`` over D = 1,024.
 """
 
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from dataclasses import dataclass, field
 
@@ -31,23 +35,20 @@ from benchmarks import common
 from benchmarks.peers import Impl, build
 
 SHAPE = (1, 32, 32)
-OURS = dict(lr=2e-3, warmup=20, init_images=512, affine_clamp=3.0)  # see RESULTS.md
-RECIPES = {
-    "ours": (f"Adam lr {OURS['lr']:g}, linear warm-up over {OURS['warmup']} steps, ActNorm data "
-             f"init on {OURS['init_images']} images, affine_clamp {OURS['affine_clamp']:g}"),
-    "normflows": "Adamax lr 1e-3, weight decay 1e-5 (normflows' Glow example)",
-    "freia": "Adam lr 1e-3 (FrEIA's README example)",
-}
+LRS = (5e-4, 1e-3, 2e-3, 3e-3)
+IMPLS = ("ours-tuned", "ours", "normflows", "freia")
+WARMUP, INIT_IMAGES, HELD_OUT = 20, 512, 500
 
 
 @dataclass
 class Trainer:
-    """One implementation's state across time slices."""
+    """One implementation × learning rate across time slices."""
 
     key: str
+    lr: float
     impl: Impl
     opt: torch.optim.Optimizer
-    sched: torch.optim.lr_scheduler.LRScheduler | None
+    sched: torch.optim.lr_scheduler.LRScheduler
     gen: torch.Generator
     used: float = 0.0
     steps: int = 0
@@ -66,26 +67,16 @@ def to_flow_space(images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return dequantize(preprocess(images, 8), 8, generator=gen)
 
 
-def make_trainer(key: str, cfg: dict, train: torch.Tensor, seed: int,
-                 our_recipe_for_all: bool = False) -> Trainer:
+def make_trainer(key: str, lr: float, cfg: dict, train: torch.Tensor, seed: int) -> Trainer:
     torch.manual_seed(seed)
-    extra = dict(affine_clamp=OURS["affine_clamp"]) if key == "ours" else {}
-    impl = build(key, SHAPE, **cfg, **extra)
+    impl = build(key, SHAPE, **cfg)
     gen = torch.Generator().manual_seed(seed + 1)
-    params = impl.model.parameters()
-    sched = None
-    if key == "ours" or our_recipe_for_all:
-        first = torch.randperm(len(train), generator=gen)[: OURS["init_images"]]
-        with torch.no_grad():
-            impl.nll(to_flow_space(train[first], gen))  # ActNorm data init on a large batch
-        opt: torch.optim.Optimizer = torch.optim.Adam(params, lr=OURS["lr"])
-        warm = OURS["warmup"]
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm))
-    elif key == "normflows":
-        opt = torch.optim.Adamax(params, lr=1e-3, weight_decay=1e-5)
-    else:
-        opt = torch.optim.Adam(params, lr=1e-3)
-    return Trainer("ours" if our_recipe_for_all else key, impl, opt, sched, gen)
+    first = torch.randperm(len(train), generator=gen)[:INIT_IMAGES]
+    with torch.no_grad():
+        impl.nll(to_flow_space(train[first], gen))  # ActNorm data init on a large batch
+    opt = torch.optim.Adam(impl.model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / WARMUP))
+    return Trainer(key, lr, impl, opt, sched, gen)
 
 
 def train_for(t: Trainer, train: torch.Tensor, batch: int, seconds: float, budget: float) -> None:
@@ -103,77 +94,133 @@ def train_for(t: Trainer, train: torch.Tensor, batch: int, seconds: float, budge
             t.losses.append(float(loss))
         else:
             t.skipped += 1
-        if t.sched is not None:
-            t.sched.step()
+        t.sched.step()
         t.steps += 1
     t.used += time.perf_counter() - t0
 
 
+def run_interleaved(trainers: list[Trainer], train: torch.Tensor, batch: int, budget: float,
+                    slice_s: float) -> None:
+    while any(t.used < budget - 1e-3 for t in trainers):
+        for t in trainers:
+            if t.used < budget - 1e-3:
+                train_for(t, train, batch, slice_s, budget)
+        print("  " + ", ".join(f"{t.impl.name}@{t.lr:g}: {t.used:.0f}s {t.steps}"
+                               for t in trainers), flush=True)
+
+
 @torch.no_grad()
-def test_bpd(impl: Impl, x_test: torch.Tensor) -> float:
+def bpd_on(impl: Impl, x: torch.Tensor) -> float:
+    """Mean bits/dim over ``x``; NaN or inf (a broken model) stays visible as such."""
     from glow_lightning.ops import bits_per_dim
 
     impl.model.eval()
-    bpd = [bits_per_dim(-impl.nll(x), x[0].numel(), 8) for x in x_test.split(100)]
-    return float(torch.cat(bpd).mean())
+    values = [bits_per_dim(-impl.nll(part), part[0].numel(), 8) for part in x.split(100)]
+    return float(torch.cat(values).mean())
 
 
 def nonfinite_in_samples(impl: Impl) -> int:
     impl.model.eval()
+    torch.manual_seed(99)
     with torch.inference_mode():
         return int((~torch.isfinite(impl.sample(64, 0.7))).sum())
+
+
+def choose_lrs(keys: list[str], cfg: dict, train: torch.Tensor, held_out: torch.Tensor,
+               args) -> tuple[dict[str, float], list[list]]:
+    """The lr of every implementation by the rule of the module docstring, and its table."""
+    trainers = [make_trainer(k, lr, cfg, train, 0) for k in keys for lr in LRS]
+    run_interleaved(trainers, train, args.batch, args.budget, args.slice)
+    scores = {(t.key, t.lr): bpd_on(t.impl, held_out) for t in trainers}
+    chosen = {}
+    for key in keys:
+        finite = {lr: v for (k, lr), v in scores.items() if k == key and math.isfinite(v)}
+        chosen[key] = min(finite, key=finite.__getitem__) if finite else LRS[0]
+    rows = [[t.impl.name, f"{t.lr:g}", t.steps, f"{scores[(t.key, t.lr)]:.4f}",
+             "**chosen**" if chosen[t.key] == t.lr else ""] for t in trainers]
+    return chosen, rows
+
+
+def parse_lrs(text: str) -> dict[str, float]:
+    return {k: float(v) for k, v in (item.split("=") for item in text.split(",") if item)}
 
 
 def main() -> None:
     p = common.parser(__doc__)
     p.add_argument("--budget", type=float, default=None, help="seconds of training each")
+    p.add_argument("--rounds", type=int, default=None)
     p.add_argument("--slice", type=float, default=10.0, help="seconds per interleaved slice")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--levels", type=int, default=3)
-    p.add_argument("--steps", type=int, default=4)
-    p.add_argument("--hidden", type=int, default=64)
-    p.add_argument("--impls", default="ours,normflows,freia")
-    p.add_argument("--our-recipe-for-all", action="store_true",
-                   help="train the peers with our recipe too (a check that the gap is not "
-                        "just the optimiser settings)")
+    p.add_argument("--steps", type=int, default=8)
+    p.add_argument("--hidden", type=int, default=128)
+    p.add_argument("--impls", default=",".join(IMPLS))
+    p.add_argument("--lrs", default="", help="skip the lr choice: impl=lr,impl=lr,...")
     args = p.parse_args()
     common.set_threads(args.threads)
     load_before = common.load_average()
-    budget = args.budget or (20.0 if args.quick else 150.0)
+    args.budget = args.budget or (20.0 if args.quick else 150.0)
+    rounds = args.rounds or (1 if args.quick else 3)
     cfg = dict(levels=args.levels, steps=args.steps, hidden=args.hidden)
     from glow_lightning.data.benchmarks import digits_arrays
 
     train_u8, _, test_u8, _ = digits_arrays()
-    train, test = pad(train_u8), pad(test_u8)
-    x_test = to_flow_space(test, torch.Generator().manual_seed(1234))  # shared test noise
-    trainers = [make_trainer(k, cfg, train, args.seed, args.our_recipe_for_all)
-                for k in args.impls.split(",")]
-    while any(t.used < budget - 1e-3 for t in trainers):
+    train_all = pad(train_u8)
+    train, held_out_u8 = train_all[:-HELD_OUT], train_all[-HELD_OUT:]
+    shared = torch.Generator().manual_seed(1234)
+    held_out, x_test = to_flow_space(held_out_u8, shared), to_flow_space(pad(test_u8), shared)
+    keys = args.impls.split(",")
+    chosen = parse_lrs(args.lrs)
+    lr_rows: list[list] = []
+    if set(keys) - chosen.keys():
+        print(f"choosing learning rates: {len(keys)} implementations × {len(LRS)} lrs", flush=True)
+        picked, lr_rows = choose_lrs([k for k in keys if k not in chosen], cfg, train, held_out,
+                                     args)
+        chosen.update(picked)
+    rows, per_round = [], {k: [] for k in keys}
+    for r in range(1, rounds + 1):
+        print(f"round {r}: {chosen}", flush=True)
+        trainers = [make_trainer(k, chosen[k], cfg, train, r) for k in keys]
+        run_interleaved(trainers, train, args.batch, args.budget, args.slice)
         for t in trainers:
-            if t.used < budget - 1e-3:
-                train_for(t, train, args.batch, args.slice, budget)
-        print("  " + ", ".join(f"{t.impl.name}: {t.used:.0f}s {t.steps} steps" for t in trainers),
-              flush=True)
-    rows = []
-    for t in trainers:
-        bpd = test_bpd(t.impl, x_test)
-        last = 8 + sum(t.losses[-20:]) / max(1, len(t.losses[-20:]))  # + D·log2(256) / D
-        rows.append([t.impl.name, f"{t.impl.params:,}", RECIPES[t.key], f"{t.used:.0f}", t.steps,
-                     t.skipped, f"{last:.3f}", f"**{bpd:.4f}**",
-                     nonfinite_in_samples(t.impl)])
+            bpd = bpd_on(t.impl, x_test)
+            per_round[t.key].append(bpd)
+            last = 8 + statistics.fmean(t.losses[-20:]) if t.losses else math.nan
+            rows.append([r, t.impl.name, f"{t.impl.params:,}", f"{t.lr:g}", f"{t.used:.0f}",
+                         t.steps, t.skipped, f"{last:.3f}", f"**{bpd:.4f}**",
+                         nonfinite_in_samples(t.impl)])
     body = "\n\n".join([
         common.header(args.threads, load_before),
-        f"Budget {budget:.0f} s of training each (wall clock, interleaved {args.slice:.0f} s "
-        f"slices), batch {args.batch}; every implementation at L={args.levels}, "
-        f"K={args.steps}, width {args.hidden} on 1×32×32 (28×28 digits zero-padded). Test "
-        "bits/dim over the 500 test digits with one shared dequantisation noise draw; "
-        "train bits/dim is the mean over the last 20 steps (fresh noise, training mode). "
-        "The last column counts non-finite pixels in 64 samples at T=0.7.",
-        common.table(["implementation", "parameters", "recipe", "train s", "steps",
-                       "skipped", "train bits/dim (last 20)", "test bits/dim",
-                       "non-finite pixels"], rows)])
-    title = "Equal-budget quality (MNIST digits)"
-    common.report(title + (", our recipe for all" if args.our_recipe_for_all else ""), body, args)
+        f"Budget {args.budget:.0f} s of training each (wall clock, interleaved "
+        f"{args.slice:.0f} s slices), batch {args.batch}; every implementation at "
+        f"L={args.levels}, K={args.steps}, width {args.hidden} on 1×32×32. Adam with a "
+        f"{WARMUP}-step warm-up for all. Test bits/dim over the 500 test digits with one shared "
+        "dequantisation noise draw; train bits/dim is the mean over the last 20 steps; the last "
+        "column counts non-finite pixels in 64 samples at T=0.7.",
+        *([("Learning rate choice (seed 0, the same budget, bits/dim on 500 held-out training "
+            "digits):\n\n" + common.table(["implementation", "lr", "steps",
+                                            "held-out bits/dim", ""], lr_rows))]
+          if lr_rows else [f"Learning rates given: {args.lrs}."]),
+        common.table(["round", "implementation", "parameters", "lr", "train s", "steps",
+                      "skipped", "train bits/dim (last 20)", "test bits/dim",
+                      "non-finite pixels"], rows),
+        verdict(per_round, keys)])
+    common.report(f"Equal-budget quality (MNIST digits, {args.budget:.0f} s)", body, args)
+
+
+def verdict(per_round: dict[str, list[float]], keys: list[str]) -> str:
+    """Whether ``ours-tuned`` is below every peer's bits/dim in every round, round by round."""
+    ours = [k for k in keys if k.startswith("ours")]
+    peers = [k for k in keys if not k.startswith("ours")]
+    if not ours or not peers:
+        return ""
+    lead = ours[0]
+    margins = [min(per_round[p][i] for p in peers) - per_round[lead][i]
+               for i in range(len(per_round[lead]))]
+    wins = sum(m > 0 for m in margins)
+    text = ", ".join(f"{m:+.3f}" for m in margins)
+    return (f"Best peer minus `{lead}`, per round (positive: ours lower): {text}; ours lower in "
+            f"{wins} of {len(margins)} rounds.")
 
 
 if __name__ == "__main__":

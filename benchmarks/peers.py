@@ -8,9 +8,11 @@ width ``hidden``) and exposes ``nll(x)`` (per-sample −log p(x) in nats on dequ
 * normflows: split latents get a learned per-channel Gaussian (``GlowBase``) rather than a prior
   conditioned on the kept half; the coupling net is ``ConvNet2d`` with ActNorm after its hidden
   convs (``net_actnorm=True``), as in ours.
-* FrEIA: one ``AllInOneBlock`` per step (affine coupling with ``tanh`` soft clamping, a global
-  affine "ActNorm" without data init, and a fixed random orthogonal 1×1 conv); every latent has a
-  standard normal prior.
+* FrEIA, built from its own parts as a Glow (its strongest construction on these digits, stronger
+  than one ``AllInOneBlock`` per step): ``ActNorm`` → ``Fixed1x1Conv`` (a random orthogonal
+  matrix, not learned) → ``AffineCouplingOneSided`` (soft clamp ``2·0.636·atan(s/2)``, subnet
+  conv3×3 → ReLU → conv1×1 → ReLU → zero-initialised conv3×3, no ActNorm inside), squeezes by
+  ``IRevNetDownsampling``, ``Split`` between levels; every latent has a standard normal prior.
 """
 
 from __future__ import annotations
@@ -91,20 +93,24 @@ def _freia_subnet(hidden: int) -> Callable[[int, int], nn.Module]:
 
 
 def freia(shape: tuple[int, int, int], levels: int, steps: int, hidden: int) -> Impl:
-    """FrEIA's multi-scale ``GraphINN``: ``IRevNetDownsampling``, K ``AllInOneBlock``, ``Split``."""
+    """FrEIA's multi-scale ``GraphINN`` of Glow steps (see the module docstring)."""
     import FrEIA.framework as Ff
     import FrEIA.modules as Fm
 
+    gen = torch.Generator().manual_seed(0)
     nodes = [Ff.InputNode(*shape, name="input")]
     side = []
     for level in range(levels):
         nodes.append(Ff.Node(nodes[-1], Fm.IRevNetDownsampling, {}))
+        ch = nodes[-1].output_dims[0][0]
         for _ in range(steps):
-            nodes.append(Ff.Node(nodes[-1], Fm.AllInOneBlock,
-                                 {"subnet_constructor": _freia_subnet(hidden),
-                                  "affine_clamping": 2.0, "permute_soft": True}))
+            nodes.append(Ff.Node(nodes[-1], Fm.ActNorm, {}))
+            q, _ = torch.linalg.qr(torch.randn(ch, ch, generator=gen))
+            nodes.append(Ff.Node(nodes[-1], Fm.Fixed1x1Conv, {"M": q}))
+            nodes.append(Ff.Node(nodes[-1], Fm.AffineCouplingOneSided,
+                                 {"subnet_constructor": _freia_subnet(hidden), "clamp": 2.0,
+                                  "clamp_activation": "ATAN"}))
         if level < levels - 1:
-            ch = nodes[-1].output_dims[0][0]
             nodes.append(Ff.Node(nodes[-1], Fm.Split, {"section_sizes": [ch // 2, ch - ch // 2],
                                                        "dim": 0}))
             side.append(Ff.Node(nodes[-1].out1, Fm.Flatten, {}))
@@ -185,6 +191,9 @@ def build(name: str, shape: tuple[int, int, int], levels: int, steps: int, hidde
                     name="glow-lightning (bf16 nets)", **kwargs)
     if name.endswith("-bf16"):
         return autocast_bf16(build(name.removesuffix("-bf16"), shape, levels, steps, hidden))
+    if name == "ours-tuned":  # the digits experiment's coupling: soft clamp, x·e^s + t
+        return ours(shape, levels, steps, hidden, scale_fn="softclamp", affine_clamp=2.0,
+                    affine_form="scale_shift", name="glow-lightning (softclamp)", **kwargs)
     if name == "ours-ms":
         return ours(shape, levels, steps, hidden, memory_saving=True,
                     name="glow-lightning (memory saving)", **kwargs)

@@ -102,9 +102,26 @@ def plan(words: Sequence[str]) -> Ablation:
     budget.overrides()  # fail now, not after the first cell, when there is no budget
     sweep_words = [f"{k}={mine[k]}" for k in ("ablation", "budget_steps", "budget_minutes")
                    if k in mine] + [f"out={out}", f"group={group}", *rest]
-    claims = [(" ".join(c), c[0], c[2]) for c in spec.claims] if spec.claims else None
+    claims = [(claim_label(c[0], c[2]), c[0], c[2]) for c in spec.claims] if spec.claims else None
     return Ablation(spec.name, spec.base_overrides(), cells, [0] if dry else seeds, budget,
                     out, group, sweep_words, [*rest, *(DRY_RUN if dry else [])], claims)
+
+
+def claim_label(lower: str, higher: str) -> str:
+    """A short name for the claim ``lower < higher``: the parts of the two cell names that
+    differ, then the ones they share.
+
+    >>> claim_label("affine-invconv-scale_fn=softclamp-net_actnorm=true",
+    ...             "affine-invconv-scale_fn=sigmoid-net_actnorm=true")
+    'scale_fn=softclamp < sigmoid (affine-invconv, net_actnorm=true)'
+    """
+    a, b = lower.split("-"), higher.split("-")
+    if len(a) != len(b):
+        return f"{lower} < {higher}"
+    shared = [x for x, y in zip(a, b, strict=True) if x == y]
+    differ = [(x, y.partition("=")[2] or y) for x, y in zip(a, b, strict=True) if x != y]
+    text = ", ".join(f"{x} < {y}" for x, y in differ)
+    return f"{text} ({'-'.join(shared[:2])}{', ' if shared[2:] else ''}{', '.join(shared[2:])})"
 
 
 def _flag(mine: dict[str, str], key: str) -> bool:
