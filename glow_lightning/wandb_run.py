@@ -132,7 +132,8 @@ class CheckpointArtifacts(Callback):
         import wandb
 
         run = loggers[0].experiment
-        for name, aliases in (("last.ckpt", ["last", "latest"]), ("best.ckpt", ["best"])):
+        # best first: W&B moves "latest" to every version it logs, so it ends on last.ckpt
+        for name, aliases in (("best.ckpt", ["best"]), ("last.ckpt", ["last", "latest"])):
             path = self.folder / name
             if path.is_file():
                 artifact = wandb.Artifact(f"model-{run.id}", type="model",

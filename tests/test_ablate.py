@@ -285,3 +285,13 @@ def test_dry_run_of_the_paper_grid_on_hub_format_data(tmp_path, monkeypatch):
     assert [r["cell"] for r in rows] == [*GLOW_CELLS, "realnvp"]
     assert all(r["steps"] == "2" and float(r["test_bpd"]) > 0 for r in rows)
     assert int(rows[-2]["params"]) > 40_000_000  # affine-invconv: the paper's 44M Glow
+
+
+def test_long_cell_names_give_tags_wandb_accepts():
+    from glow_lightning.ablation.cell import cell_config
+
+    ab = plan(["ablation=digits_coupling", "out=/tmp/x"])
+    cell = ab.cells[-1]
+    cfg = cell_config(ab.words, cell, 0, ab.budget, ab.out, ab.group)
+    assert len(cell.name) > 64 and all(1 <= len(t) <= 64 for t in cfg.logger.tags)
+    assert cfg.logger.extra_config["cell"] == cell.name

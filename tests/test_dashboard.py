@@ -128,3 +128,35 @@ def test_level_decomposition_matches_an_independent_computation():
         assert torch.allclose(got[key], value, atol=1e-10), key
     total = sum(got[f"bits_level{i}"] for i in range(3)) + got["bits_quantisation"]
     assert torch.allclose(total, bits_per_dim(out.log_prob, flow.num_dims, 8), atol=1e-12)
+
+
+def test_checkpoints_become_artifacts_with_last_and_best_aliases(tmp_path, monkeypatch):
+    """The artifact callback (on when online) logs last.ckpt and best.ckpt once each, as
+    versions of the run's model artifact with the aliases last/latest and best; run offline here
+    and read back from the run's own log."""
+    import lightning as L
+    from lightning.pytorch.loggers import WandbLogger
+
+    from glow_lightning.checkpointing import StepCheckpoint, best_checkpoint
+    from glow_lightning.wandb_run import CheckpointArtifacts
+    from tests.test_callbacks import TinyImages, tiny_module
+    from tests.wandb_reader import read_records
+
+    isolate_wandb(monkeypatch, tmp_path / "wandb_env")
+    folder = tmp_path / "checkpoints"
+    logger = WandbLogger(save_dir=str(tmp_path), offline=True, project="t")
+    trainer = L.Trainer(accelerator="cpu", devices=1, max_steps=4, limit_val_batches=1,
+                        default_root_dir=tmp_path, logger=logger, enable_progress_bar=False,
+                        callbacks=[StepCheckpoint(folder, 2), best_checkpoint(folder),
+                                   CheckpointArtifacts(folder)])
+    import wandb
+
+    try:
+        trainer.fit(tiny_module(), datamodule=TinyImages())
+    finally:
+        wandb.finish()
+    artifacts = [r.artifact for r in read_records(find_run_dir(tmp_path))
+                 if r.WhichOneof("record_type") == "artifact" and r.artifact.type == "model"]
+    assert [sorted(a.aliases) for a in artifacts] == [["best", "latest"], ["last", "latest"]]
+    files = {entry.path for a in artifacts for entry in a.manifest.contents}
+    assert files == {"last.ckpt", "best.ckpt"}

@@ -42,6 +42,9 @@ class Budget:
         return words
 
 
+MAX_TAG = 64  # W&B refuses longer tags; the full cell name is in the run's config
+
+
 def run_name(cell: Cell, seed: int) -> str:
     return f"{cell.name}-seed{seed}"
 
@@ -60,7 +63,8 @@ def cell_config(words: list[str], cell: Cell, seed: int, budget: Budget, out: Pa
     cfg.resume = "auto"
     cfg.out_dir = str(Path(out) / "runs")
     cfg.logger.group = group
-    cfg.logger.tags = sorted({*cfg.logger.tags, "ablation", *cell.tags(), f"seed:{seed}"})
+    tags = {*cfg.logger.tags, "ablation", *cell.tags(), f"seed:{seed}"}
+    cfg.logger.tags = sorted(t if len(t) <= MAX_TAG else t[: MAX_TAG - 1] + "…" for t in tags)
     cfg.logger.extra_config = {**cell.columns(), "ablation_seed": seed}
     return cfg
 
