@@ -87,3 +87,12 @@ def node_leader_first(fn: Callable[[], T]) -> T:
     result = fn() if local_rank() == 0 else None
     dist.barrier()
     return result if local_rank() == 0 else fn()  # type: ignore[return-value]
+
+
+def end_launch() -> None:
+    """Wait for every rank, then close the process group: a rank that left first would tear
+    down its communication threads while rank zero still writes its W&B run (seen as
+    ``terminate called without an active exception`` and the launcher stopping rank zero)."""
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()

@@ -32,7 +32,13 @@ from glow_lightning.checkpointing import (
 from glow_lightning.config import ExperimentConfig, to_dict, to_yaml
 from glow_lightning.errors import ConfigError, DataError, TrainingDiverged
 from glow_lightning.flows import FlowConfig, check
-from glow_lightning.launch import init_process_group, is_rank_zero, node_leader_first, shared
+from glow_lightning.launch import (
+    end_launch,
+    init_process_group,
+    is_rank_zero,
+    node_leader_first,
+    shared,
+)
 from glow_lightning.module import GlowModule
 from glow_lightning.safe_load import check_checkpoint
 from glow_lightning.wandb_run import (
@@ -229,9 +235,11 @@ def train(cfg: ExperimentConfig, extra_callbacks: list[Callback] | None = None) 
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
     if module.guard.tripped:
         finish(trainer)
+        end_launch()
         raise TrainingDiverged(module.guard.message(trainer.global_step, checkpoints.last_path))
     results = trainer.test(module, datamodule=datamodule)
     finish(trainer)
+    end_launch()
     out: dict[str, Any] = dict(results[0]) if results else {}
     out["run_dir"] = str(run_dir)
     out["steps"] = trainer.global_step
