@@ -149,6 +149,8 @@ def main() -> None:
     p = common.parser(__doc__)
     p.add_argument("--budget", type=float, default=None, help="seconds of training each")
     p.add_argument("--rounds", type=int, default=None)
+    p.add_argument("--first-round", type=int, default=1,
+                   help="number (and seed) of the first round: processes can share the rounds")
     p.add_argument("--slice", type=float, default=10.0, help="seconds per interleaved slice")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--levels", type=int, default=3)
@@ -178,7 +180,7 @@ def main() -> None:
                                      args)
         chosen.update(picked)
     rows, per_round = [], {k: [] for k in keys}
-    for r in range(1, rounds + 1):
+    for r in range(args.first_round, args.first_round + rounds):
         print(f"round {r}: {chosen}", flush=True)
         trainers = [make_trainer(k, chosen[k], cfg, train, r) for k in keys]
         run_interleaved(trainers, train, args.batch, args.budget, args.slice)
@@ -205,7 +207,8 @@ def main() -> None:
                       "skipped", "train bits/dim (last 20)", "test bits/dim",
                       "non-finite pixels"], rows),
         verdict(per_round, keys)])
-    common.report(f"Equal-budget quality (MNIST digits, {args.budget:.0f} s)", body, args)
+    span = "" if args.first_round == 1 else f", rounds {args.first_round}-{r}"
+    common.report(f"Equal-budget quality (MNIST digits, {args.budget:.0f} s{span})", body, args)
 
 
 def verdict(per_round: dict[str, list[float]], keys: list[str]) -> str:

@@ -17,7 +17,7 @@ from glow_lightning.ablate import cmd_ablate, plan
 from glow_lightning.ablation import Budget, build_grid, load_spec, select, sweep_config
 from glow_lightning.ablation.history import read_history, write_history
 from glow_lightning.ablation.plot import mean_curve, smooth
-from glow_lightning.ablation.report import markdown_table, summarise
+from glow_lightning.ablation.report import markdown_table, ranking_table, summarise, verdicts
 from glow_lightning.config import load_config
 from glow_lightning.errors import ConfigError
 from glow_lightning.flows import build_flow
@@ -133,6 +133,27 @@ def test_summary_and_table():
     table = markdown_table([a, b])
     assert "| a | affine | a | 2.500 ± 6.353 | 0.707 | 2 | 10 |" in table
     assert "| b | affine | b | 1.000 | 0.000 | 1 | 10 |" in table  # one seed: no interval
+
+
+def _rows(bpds: dict[str, list[float]]) -> list[dict]:
+    return [dict(cell=c, seed=s, test_bpd=v) for c, vs in bpds.items() for s, v in enumerate(vs)]
+
+
+def test_paired_verdicts():
+    rows = _rows({"a": [1.0, 1.1, 1.2], "b": [1.5, 1.7, 1.6], "c": [1.4, 1.0, 1.3]})
+    found = {v.label: v.outcome for v in verdicts(rows, [("a<b", "a", "b"), ("b<a", "b", "a"),
+                                                        ("a<c", "a", "c")])}
+    assert found == {"a<b": "holds", "b<a": "does not hold", "a<c": "inconclusive"}
+
+
+def test_late_ranking_is_unsettled_only_by_swaps_the_seeds_can_tell_apart():
+    rows = _rows({"a": [1.0, 1.1, 1.2], "b": [1.5, 1.7, 1.6], "c": [1.4, 1.0, 1.3]})
+    settled = ranking_table([(8, ["a", "b"]), (10, ["a", "b"])], rows)
+    assert "does not change" in settled
+    tie = ranking_table([(8, ["a", "c", "b"]), (10, ["c", "a", "b"])], rows)
+    assert "only between cells the seeds cannot tell apart" in tie and "a / c" in tie
+    apart = ranking_table([(8, ["a", "c", "b"]), (10, ["b", "a", "c"])], rows)
+    assert "still changes between cells the seeds tell apart: a / b" in apart
 
 
 def test_history_and_curves(tmp_path):

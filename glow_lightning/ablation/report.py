@@ -11,7 +11,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from glow_lightning.ablation.stats import Verdict, mean_ci, paired
+from glow_lightning.ablation.stats import Verdict, mean_ci, order_changes, paired, tied
 
 COLUMNS = ("cell", "seed", "architecture", "coupling", "permutation", "test_bpd", "steps",
            "wall_s", "params")
@@ -69,11 +69,17 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def verdicts(rows: list[dict[str, Any]], claims: list[tuple[str, str, str]]) -> list[Verdict]:
-    """Every claim (label, lower cell, higher cell) judged on the rows' same-seed pairs."""
+def seed_scores(rows: list[dict[str, Any]]) -> dict[str, dict[int, float]]:
+    """Test bits/dim by cell, then seed."""
     scores: dict[str, dict[int, float]] = {}
     for r in rows:
         scores.setdefault(r["cell"], {})[int(r["seed"])] = float(r["test_bpd"])
+    return scores
+
+
+def verdicts(rows: list[dict[str, Any]], claims: list[tuple[str, str, str]]) -> list[Verdict]:
+    """Every claim (label, lower cell, higher cell) judged on the rows' same-seed pairs."""
+    scores = seed_scores(rows)
     found = (paired(scores, lower, higher, label) for label, lower, higher in claims)
     return [v for v in found if v is not None]
 
@@ -110,13 +116,24 @@ def verdict_rows(found: list[Verdict]) -> list[dict[str, Any]]:
                  verdict=v.outcome) for v in found]
 
 
-def ranking_table(rankings: list[tuple[int, list[str]]]) -> str:
+def ranking_table(rankings: list[tuple[int, list[str]]], rows: list[dict[str, Any]]) -> str:
+    """The late rankings and whether they settled: a swap between cells the seeds cannot tell
+    apart (:func:`~glow_lightning.ablation.stats.tied`) does not unsettle the ranking."""
     lines = ["| step | cells, lowest smoothed train bits/dim first |", "|---|---|"]
     lines += [f"| {step} | {' < '.join(order)} |" for step, order in rankings]
-    stable = len({tuple(order) for _, order in rankings}) == 1
-    verdict = ("the ranking does not change over the last quarter" if stable
-               else "the ranking still changes over the last quarter: a longer budget is needed "
-                    "before its order means much")
+    changes = order_changes(rankings)
+    scores = seed_scores(rows)
+    apart = [(a, b) for a, b in changes if not tied(scores, a, b)]
+    pairs = "; ".join(f"{a} / {b}" for a, b in (apart or changes))
+    if not changes:
+        verdict = "the ranking does not change over the last quarter"
+    elif not apart:
+        verdict = ("the order changes only between cells the seeds cannot tell apart (paired "
+                   f"test-bpd difference inconclusive): {pairs}; every other pair keeps its "
+                   "order over the last quarter")
+    else:
+        verdict = ("the order still changes between cells the seeds tell apart: "
+                   f"{pairs}; a longer budget is needed before that order means much")
     return "\n".join(lines) + f"\n\nLate ranking: {verdict}.\n"
 
 

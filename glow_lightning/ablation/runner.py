@@ -97,7 +97,7 @@ def write_reports(ab: Ablation, rows: list[dict[str, Any]]) -> Report:
         ("Test bits/dim per cell", markdown_table(report.summary)),
         ("Claims", verdict_table(report.verdicts) if report.verdicts else ""),
         ("Ranking over the last quarter of training",
-         ranking_table(report.rankings) if report.rankings else ""),
+         ranking_table(report.rankings, rows) if report.rankings else ""),
         ("Cells", config_section(rows))])
     plot_curves(ab.out / "bpd_vs_step.png", curves, f"{ab.name}: train bits/dim vs step")
     return report

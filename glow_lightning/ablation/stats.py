@@ -117,3 +117,22 @@ def late_rankings(curves: dict[str, list[list[tuple[int, float]]]], last_step: i
         at = {cell: v[i] for cell, v in values.items()}
         out.append((step, sorted(at, key=at.__getitem__)))
     return out
+
+
+def order_changes(rankings: list[tuple[int, list[str]]]) -> list[tuple[str, str]]:
+    """The pairs of cells whose relative order differs between two of ``rankings``.
+
+    >>> order_changes([(1, ["a", "b", "c"]), (2, ["b", "a", "c"])])
+    [('a', 'b')]
+    """
+    orders = [{cell: i for i, cell in enumerate(order)} for _, order in rankings]
+    cells = sorted(orders[0]) if orders else []
+    return [(a, b) for i, a in enumerate(cells) for b in cells[i + 1:]
+            if len({o[a] < o[b] for o in orders if a in o and b in o}) > 1]
+
+
+def tied(scores: dict[str, dict[int, float]], a: str, b: str) -> bool:
+    """Whether the seeds cannot tell ``a`` and ``b`` apart (their paired test-bpd difference
+    is inconclusive)."""
+    found = paired(scores, a, b)
+    return found is None or found.outcome == "inconclusive"

@@ -43,7 +43,9 @@ def _header(cells: list[Cell], seeds: list[int]) -> str:
              "# Each run: glow-lightning ablate <words> cell=<cell> seed=<seed> (one cell, one "
              "seed). Cells:"]
     lines += [f"#   {c.name}: {' '.join(c.overrides())}" for c in cells]
-    lines.append("# RealNVP is a single cell (its masked couplings fix coupling and permutation).")
+    if any(c.architecture == "realnvp" for c in cells):
+        lines.append("# RealNVP is a single cell (its masked couplings fix coupling and "
+                     "permutation).")
     return "\n".join(lines) + "\n"
 
 
