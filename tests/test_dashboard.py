@@ -23,6 +23,7 @@ from tests.wandb_reader import (
     read_metric_definitions,
     read_summary,
     summary_record,
+    wait_closed,
 )
 
 # 64 digits in batches of 16: 4 steps an epoch, 6 epochs; validation every 2nd epoch (after
@@ -42,15 +43,16 @@ def dashboard(tmp_path_factory, digits_cache):
         isolate_wandb(mp, root / "wandb_env")
         train(load_config([*RUN, f"out_dir={root}", f"data.cache_dir={digits_cache}"]))
     run_dir = root / "dash"
-    return run_dir, find_run_dir(run_dir)
+    return run_dir, wait_closed(find_run_dir(run_dir))
 
 
 def test_grids_at_every_validation_the_trainer_runs(dashboard):
-    _, wandb_dir = dashboard
+    run_dir, wandb_dir = dashboard
     rows = read_history(wandb_dir)
+    drawn = sorted(p.name for p in run_dir.glob("media/samples/*T0.70.png"))
     for key in ("samples/T0.70", "samples/temperatures", "interpolations"):
         steps = sorted({r["trainer/global_step"] for r in rows if key in r})
-        assert steps == [8, 16, 24], key  # three distinct steps: the slider has three frames
+        assert steps == [8, 16, 24], (key, drawn)  # three distinct steps: three slider frames
 
 
 def test_metrics_have_step_axes_and_summaries(dashboard):

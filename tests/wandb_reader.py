@@ -16,6 +16,7 @@ import shutil
 import struct
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -124,6 +125,17 @@ def read_summary(run_dir: Path) -> dict[str, Any]:
             for item in record.summary.remove:
                 _remove(summary, item)
     return summary
+
+
+def wait_closed(run_dir: Path, timeout: float = 60.0) -> Path:
+    """``run_dir`` once its log ends with the run's ``exit`` record: W&B's service, shared by
+    the runs of one process, can still be writing the log when ``wandb.finish`` returns."""
+    deadline = time.monotonic() + timeout
+    while not any(r.WhichOneof("record_type") == "exit" for r in read_records(run_dir)):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{run_dir}: no exit record after {timeout:.0f} s")
+        time.sleep(0.5)
+    return run_dir
 
 
 def read_history(run_dir: Path) -> list[dict[str, Any]]:
