@@ -7,7 +7,7 @@ from pathlib import Path
 from glow_lightning.config import load_config
 from glow_lightning.run import train
 from glow_lightning.wandb_run import wandb_run_id
-from tests.wandb_reader import find_run_dirs, isolate_wandb, read_history
+from tests.wandb_reader import find_run_dirs, isolate_wandb, read_history, wait_closed
 
 RUN = ["model.levels=2", "model.steps=1", "model.hidden_channels=8", "data.max_train=64",
        "data.max_test=32", "data.batch_size=16", "trainer.max_time=null",
@@ -28,7 +28,7 @@ def test_resume_auto_continues_the_wandb_run(tmp_path, digits_cache, monkeypatch
     train(load_config([*words, "trainer.max_steps=4"]))
     time.sleep(1.05 - time.time() % 1)  # W&B names run folders by the second: a new one
     train(load_config([*words, "trainer.max_steps=8", "resume=auto"]))
-    first, second = find_run_dirs(tmp_path / "resumed")
+    first, second = map(wait_closed, find_run_dirs(tmp_path / "resumed"))
     run_id = first.name.rsplit("-", 1)[1]
     assert second.name.rsplit("-", 1)[1] == run_id
     assert wandb_run_id(str(tmp_path / "resumed" / "checkpoints" / "last.ckpt")) == run_id
