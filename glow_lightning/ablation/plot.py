@@ -57,6 +57,25 @@ def _style(cell: str) -> dict:
     return {"color": color, "linestyle": "--" if coupling == "additive" else "-"}
 
 
+def y_limits(tails: list[np.ndarray]) -> tuple[float, float] | None:
+    """The y range of the curves' finite values past their first fifth (bits/dim there are far
+    above the interesting range), with a 5% margin; None when there is nothing to range over
+    (no finite value: a diverged or 2-step run).
+
+    >>> y_limits([np.array([2.0, np.nan, 3.0])])
+    (1.95, 3.05)
+    >>> y_limits([np.array([np.inf])]) is None
+    True
+    """
+    finite = [t[np.isfinite(t)] for t in tails]
+    values = np.concatenate(finite) if finite else np.array([])
+    if values.size == 0:
+        return None
+    low, high = float(values.min()), float(values.max())
+    pad = 0.05 * (high - low) or 0.5
+    return low - pad, high + pad
+
+
 def plot_curves(path: Path, curves: dict[str, list[list[tuple[int, float]]]], title: str,
                 window: int = 25) -> Path:
     """Write the PNG: additive dashed, affine solid, colour by permutation, RealNVP dotted."""
@@ -80,10 +99,9 @@ def plot_curves(path: Path, curves: dict[str, list[list[tuple[int, float]]]], ti
             ax.fill_between(steps, line - spread, line + spread, alpha=0.15, linewidth=0,
                             color=style["color"])
         tails.append(line[steps.size // 5 :])
-    if tails:  # hide the first fifth of training (bpd far above the interesting range)
-        low = min(float(t.min()) for t in tails)
-        high = max(float(t.max()) for t in tails)
-        ax.set_ylim(low - 0.05 * (high - low), high + 0.05 * (high - low))
+    limits = y_limits(tails)
+    if limits:
+        ax.set_ylim(*limits)
     ax.set_xlabel("optimiser step")
     ax.set_ylabel("train bits/dim")
     ax.set_title(f"{title}\n(mean over seeds ± 1 std band, trailing {window}-step average)",
