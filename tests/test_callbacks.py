@@ -35,7 +35,6 @@ from tests.wandb_reader import (
     read_records,
     read_summary,
     read_summary_leet,
-    wait_closed,
     wandb_cli,
 )
 
@@ -124,7 +123,7 @@ def run(tmp_path_factory):
         yield SimpleNamespace(root=root, module=module, data=data, results=results,
                               fit_metrics=fit_metrics,
                               samples=callbacks[0], interp=callbacks[1],
-                              run_dir=wait_closed(find_run_dir(root / "wandb")))
+                              run_dir=find_run_dir(root / "wandb"))
         wandb.finish()
 
 

@@ -23,7 +23,6 @@ from tests.wandb_reader import (
     read_metric_definitions,
     read_summary,
     summary_record,
-    wait_closed,
 )
 
 # 64 digits in batches of 16: 4 steps an epoch, 6 epochs; validation every 2nd epoch (after
@@ -43,7 +42,7 @@ def dashboard(tmp_path_factory, digits_cache):
         isolate_wandb(mp, root / "wandb_env")
         train(load_config([*RUN, f"out_dir={root}", f"data.cache_dir={digits_cache}"]))
     run_dir = root / "dash"
-    return run_dir, wait_closed(find_run_dir(run_dir))
+    return run_dir, find_run_dir(run_dir)
 
 
 def test_grids_at_every_validation_the_trainer_runs(dashboard):

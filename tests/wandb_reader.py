@@ -47,11 +47,12 @@ def find_run_dirs(root: Path) -> list[Path]:
 
 
 def find_run_dir(root: Path) -> Path:
-    """The newest offline run below ``root``; fails when there is none."""
+    """The newest offline run below ``root``, once its log is complete (:func:`wait_closed`);
+    fails when there is none."""
     runs = find_run_dirs(root)
     if not runs:
         raise FileNotFoundError(f"no wandb/offline-run-* folder below {root}")
-    return runs[-1]
+    return wait_closed(runs[-1])
 
 
 def _chunks(data: bytes) -> Iterator[tuple[int, bytes, bool]]:
