@@ -2,19 +2,24 @@
 MNIST digits; test bits/dim on the 500 test digits are computed identically for all.
 
     python -m benchmarks.bench_quality                   # 150 s, lr chosen, then 3 rounds
+    python -m benchmarks.bench_quality --rounds 0                   # the lr choice alone
     python -m benchmarks.bench_quality --budget 600 --lrs ours-tuned=0.002,freia=0.002,...
     python -m benchmarks.bench_quality --quick
 
 Every implementation is a Glow at L=3, K=8, width 128 on 1×32×32 (28×28 digits zero-padded),
 batch 32, Adam with a 20-step linear warm-up, and one forward pass over 512 training images
 first (the data-dependent ActNorm init of every implementation that has one). Peers are built at
-their strongest (``benchmarks/peers.py``). **Learning rate, the same rule for all**: each
-implementation trains ``--budget`` seconds at every lr of {5e-4, 1e-3, 2e-3, 3e-3} (seed 0)
-and keeps the lr with the lowest bits/dim on 500 held-out *training* digits (never the test
-split); then ``--rounds`` rounds (seeds 1, 2, …) train every implementation at its lr and report
-test bits/dim. Budgets are interleaved in slices of ``--slice`` seconds (A, B, C, A, B, C, …) so
-load changes hit all alike; a step's time (batch, dequantisation, forward, backward, optimiser)
-is charged to its implementation. A step with a non-finite loss is skipped for all.
+their strongest (``benchmarks/peers.py``); ours is ``ours-tuned`` (``peers.TUNED``: soft-clamped
+log-scale, x·e^s + t, no ActNorm inside the coupling nets). **Learning rate and optimiser
+recipe, the same rule for all**: each implementation trains ``--budget`` seconds at every lr of
+{5e-4, 1e-3, 2e-3, 3e-3} under every recipe (``plain``: Adam's default betas, no clip;
+``clipped``: β2 0.95 and the gradient norm clipped at 100, the digits experiment's settings)
+with seed 0, and keeps the pair with the lowest bits/dim on 500 held-out *training* digits
+(never the test split); then ``--rounds`` rounds (seeds 1, 2, …) train every implementation at
+its choice and report test bits/dim. Budgets are interleaved in slices of ``--slice`` seconds
+(A, B, C, A, B, C, …) so load changes hit all alike; a step's time (batch, dequantisation,
+forward, backward, clip, optimiser) is charged to its implementation. A step with a non-finite
+loss is skipped for all.
 
 Pixels go through ``glow_lightning.ops`` (8 bits: ``x = bins/256 − 0.5 + U(0, 1/256)``), fresh
 training noise every step, one fixed noise draw for held-out and test images shared by all;
@@ -40,12 +45,26 @@ IMPLS = ("ours-tuned", "normflows", "freia")  # "ours" (the reference coupling) 
 WARMUP, INIT_IMAGES, HELD_OUT = 20, 512, 500
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """The optimiser side of a training loop: Adam's betas and a gradient-norm clip (or none)."""
+
+    betas: tuple[float, float]
+    clip: float | None
+
+
+# plain: Adam's defaults, no clip; clipped: the digits experiment's optimiser settings
+# (configs/experiment/digits_glow.yaml: Adam beta2 0.95, gradient norm clipped at 100).
+RECIPES = {"plain": Recipe((0.9, 0.999), None), "clipped": Recipe((0.9, 0.95), 100.0)}
+
+
 @dataclass
 class Trainer:
     """One implementation × learning rate across time slices."""
 
     key: str
     lr: float
+    recipe: str
     impl: Impl
     opt: torch.optim.Optimizer
     sched: torch.optim.lr_scheduler.LRScheduler
@@ -67,16 +86,17 @@ def to_flow_space(images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return dequantize(preprocess(images, 8), 8, generator=gen)
 
 
-def make_trainer(key: str, lr: float, cfg: dict, train: torch.Tensor, seed: int) -> Trainer:
+def make_trainer(key: str, lr: float, recipe: str, cfg: dict, train: torch.Tensor,
+                 seed: int) -> Trainer:
     torch.manual_seed(seed)
     impl = build(key, SHAPE, **cfg)
     gen = torch.Generator().manual_seed(seed + 1)
     first = torch.randperm(len(train), generator=gen)[:INIT_IMAGES]
     with torch.no_grad():
         impl.nll(to_flow_space(train[first], gen))  # ActNorm data init on a large batch
-    opt = torch.optim.Adam(impl.model.parameters(), lr=lr)
+    opt = torch.optim.Adam(impl.model.parameters(), lr=lr, betas=RECIPES[recipe].betas)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / WARMUP))
-    return Trainer(key, lr, impl, opt, sched, gen)
+    return Trainer(key, lr, recipe, impl, opt, sched, gen)
 
 
 def train_for(t: Trainer, train: torch.Tensor, batch: int, seconds: float, budget: float) -> None:
@@ -90,6 +110,9 @@ def train_for(t: Trainer, train: torch.Tensor, batch: int, seconds: float, budge
         t.opt.zero_grad(set_to_none=True)
         if torch.isfinite(loss):
             loss.backward()
+            clip = RECIPES[t.recipe].clip
+            if clip is not None:
+                torch.nn.utils.clip_grad_norm_(t.impl.model.parameters(), clip)
             t.opt.step()
             t.losses.append(float(loss))
         else:
@@ -105,7 +128,7 @@ def run_interleaved(trainers: list[Trainer], train: torch.Tensor, batch: int, bu
         for t in trainers:
             if t.used < budget - 1e-3:
                 train_for(t, train, batch, slice_s, budget)
-        print("  " + ", ".join(f"{t.impl.name}@{t.lr:g}: {t.used:.0f}s {t.steps}"
+        print("  " + ", ".join(f"{t.impl.name}@{t.lr:g}/{t.recipe}: {t.used:.0f}s {t.steps}"
                                for t in trainers), flush=True)
 
 
@@ -126,29 +149,59 @@ def nonfinite_in_samples(impl: Impl) -> int:
         return int((~torch.isfinite(impl.sample(64, 0.7))).sum())
 
 
-def choose_lrs(keys: list[str], cfg: dict, train: torch.Tensor, held_out: torch.Tensor,
-               args) -> tuple[dict[str, float], list[list]]:
-    """The lr of every implementation by the rule of the module docstring, and its table."""
-    trainers = [make_trainer(k, lr, cfg, train, 0) for k in keys for lr in LRS]
+Choice = tuple[float, str]  # (learning rate, recipe)
+
+
+def choose(keys: list[str], recipes: list[str], cfg: dict, train: torch.Tensor,
+           held_out: torch.Tensor, args) -> tuple[dict[str, Choice], list[list]]:
+    """The (lr, recipe) of every implementation by the rule of the module docstring, and the
+    table of every candidate's held-out bits/dim."""
+    trainers = [make_trainer(k, lr, r, cfg, train, 0) for k in keys for r in recipes for lr in LRS]
     run_interleaved(trainers, train, args.batch, args.budget, args.slice)
-    scores = {(t.key, t.lr): bpd_on(t.impl, held_out) for t in trainers}
+    scores = {(t.key, t.lr, t.recipe): bpd_on(t.impl, held_out) for t in trainers}
     chosen = {}
     for key in keys:
-        finite = {lr: v for (k, lr), v in scores.items() if k == key and math.isfinite(v)}
-        chosen[key] = min(finite, key=finite.__getitem__) if finite else LRS[0]
-    rows = [[t.impl.name, f"{t.lr:g}", t.steps, f"{scores[(t.key, t.lr)]:.4f}",
-             "**chosen**" if chosen[t.key] == t.lr else ""] for t in trainers]
+        finite = {(lr, r): v for (k, lr, r), v in scores.items() if k == key and math.isfinite(v)}
+        chosen[key] = min(finite, key=finite.__getitem__) if finite else (LRS[0], recipes[0])
+    rows = [[t.impl.name, t.recipe, f"{t.lr:g}", t.steps, t.skipped,
+             f"{scores[(t.key, t.lr, t.recipe)]:.4f}",
+             "**chosen**" if chosen[t.key] == (t.lr, t.recipe) else ""] for t in trainers]
     return chosen, rows
 
 
-def parse_lrs(text: str) -> dict[str, float]:
-    return {k: float(v) for k, v in (item.split("=") for item in text.split(",") if item)}
+def parse_choices(text: str) -> dict[str, Choice]:
+    """``impl=lr[:recipe],…`` (recipe ``plain`` when omitted)."""
+    out = {}
+    for item in filter(None, text.split(",")):
+        key, value = item.split("=")
+        lr, _, recipe = value.partition(":")
+        out[key] = (float(lr), recipe or "plain")
+    return out
+
+
+def run_rounds(keys: list[str], chosen: dict[str, Choice], cfg: dict, train: torch.Tensor,
+               x_test: torch.Tensor, args, rounds: range) -> tuple[list[list], dict]:
+    """Every implementation at its choice, interleaved, for each round (seed = round)."""
+    rows, per_round = [], {k: [] for k in keys}
+    for r in rounds:
+        print(f"round {r}: {chosen}", flush=True)
+        trainers = [make_trainer(k, *chosen[k], cfg, train, r) for k in keys]
+        run_interleaved(trainers, train, args.batch, args.budget, args.slice)
+        for t in trainers:
+            bpd = bpd_on(t.impl, x_test)
+            per_round[t.key].append(bpd)
+            last = 8 + statistics.fmean(t.losses[-20:]) if t.losses else math.nan
+            rows.append([r, t.impl.name, f"{t.impl.params:,}", t.recipe, f"{t.lr:g}",
+                         f"{t.used:.0f}", t.steps, t.skipped, f"{last:.3f}", f"**{bpd:.4f}**",
+                         nonfinite_in_samples(t.impl)])
+    return rows, per_round
 
 
 def main() -> None:
     p = common.parser(__doc__)
     p.add_argument("--budget", type=float, default=None, help="seconds of training each")
-    p.add_argument("--rounds", type=int, default=None)
+    p.add_argument("--rounds", type=int, default=None,
+                   help="rounds after the lr choice (0: choose learning rates only)")
     p.add_argument("--first-round", type=int, default=1,
                    help="number (and seed) of the first round: processes can share the rounds")
     p.add_argument("--slice", type=float, default=10.0, help="seconds per interleaved slice")
@@ -157,12 +210,14 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=8)
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--impls", default=",".join(IMPLS))
-    p.add_argument("--lrs", default="", help="skip the lr choice: impl=lr,impl=lr,...")
+    p.add_argument("--recipes", default=",".join(RECIPES), help="candidates in the choice")
+    p.add_argument("--lrs", default="", help="skip the choice: impl=lr[:recipe],...")
     args = p.parse_args()
     common.set_threads(args.threads)
     load_before = common.load_average()
     args.budget = args.budget or (20.0 if args.quick else 150.0)
-    rounds = args.rounds or (1 if args.quick else 3)
+    n_rounds = args.rounds if args.rounds is not None else (1 if args.quick else 3)
+    rounds = range(args.first_round, args.first_round + n_rounds)
     cfg = dict(levels=args.levels, steps=args.steps, hidden=args.hidden)
     from glow_lightning.data.benchmarks import digits_arrays
 
@@ -171,43 +226,34 @@ def main() -> None:
     train, held_out_u8 = train_all[:-HELD_OUT], train_all[-HELD_OUT:]
     shared = torch.Generator().manual_seed(1234)
     held_out, x_test = to_flow_space(held_out_u8, shared), to_flow_space(pad(test_u8), shared)
-    keys = args.impls.split(",")
-    chosen = parse_lrs(args.lrs)
+    keys, recipes = args.impls.split(","), args.recipes.split(",")
+    chosen = parse_choices(args.lrs)
     lr_rows: list[list] = []
     if set(keys) - chosen.keys():
-        print(f"choosing learning rates: {len(keys)} implementations × {len(LRS)} lrs", flush=True)
-        picked, lr_rows = choose_lrs([k for k in keys if k not in chosen], cfg, train, held_out,
-                                     args)
+        open_keys = [k for k in keys if k not in chosen]
+        print(f"choosing: {len(open_keys)} implementations × {len(recipes)} recipes × "
+              f"{len(LRS)} lrs", flush=True)
+        picked, lr_rows = choose(open_keys, recipes, cfg, train, held_out, args)
         chosen.update(picked)
-    rows, per_round = [], {k: [] for k in keys}
-    for r in range(args.first_round, args.first_round + rounds):
-        print(f"round {r}: {chosen}", flush=True)
-        trainers = [make_trainer(k, chosen[k], cfg, train, r) for k in keys]
-        run_interleaved(trainers, train, args.batch, args.budget, args.slice)
-        for t in trainers:
-            bpd = bpd_on(t.impl, x_test)
-            per_round[t.key].append(bpd)
-            last = 8 + statistics.fmean(t.losses[-20:]) if t.losses else math.nan
-            rows.append([r, t.impl.name, f"{t.impl.params:,}", f"{t.lr:g}", f"{t.used:.0f}",
-                         t.steps, t.skipped, f"{last:.3f}", f"**{bpd:.4f}**",
-                         nonfinite_in_samples(t.impl)])
+    rows, per_round = run_rounds(keys, chosen, cfg, train, x_test, args, rounds)
     body = "\n\n".join([
         common.header(args.threads, load_before),
         f"Budget {args.budget:.0f} s of training each (wall clock, interleaved "
         f"{args.slice:.0f} s slices), batch {args.batch}; every implementation at "
         f"L={args.levels}, K={args.steps}, width {args.hidden} on 1×32×32. Adam with a "
-        f"{WARMUP}-step warm-up for all. Test bits/dim over the 500 test digits with one shared "
-        "dequantisation noise draw; train bits/dim is the mean over the last 20 steps; the last "
-        "column counts non-finite pixels in 64 samples at T=0.7.",
-        *([("Learning rate choice (seed 0, the same budget, bits/dim on 500 held-out training "
-            "digits):\n\n" + common.table(["implementation", "lr", "steps",
-                                            "held-out bits/dim", ""], lr_rows))]
-          if lr_rows else [f"Learning rates given: {args.lrs}."]),
-        common.table(["round", "implementation", "parameters", "lr", "train s", "steps",
-                      "skipped", "train bits/dim (last 20)", "test bits/dim",
-                      "non-finite pixels"], rows),
-        verdict(per_round, keys)])
-    span = "" if args.first_round == 1 else f", rounds {args.first_round}-{r}"
+        f"{WARMUP}-step warm-up for all; recipe `plain`: Adam's default betas, no clip; "
+        "`clipped`: beta2 0.95 and the gradient norm clipped at 100. Test bits/dim over the 500 "
+        "test digits with one shared dequantisation noise draw; train bits/dim is the mean over "
+        "the last 20 steps; the last column counts non-finite pixels in 64 samples at T=0.7.",
+        *([("Learning rate and recipe choice (seed 0, the same budget, bits/dim on 500 held-out "
+            "training digits):\n\n" + common.table(
+                ["implementation", "recipe", "lr", "steps", "skipped", "held-out bits/dim", ""],
+                lr_rows))] if lr_rows else [f"Choices given: {args.lrs}."]),
+        *([common.table(["round", "implementation", "parameters", "recipe", "lr", "train s",
+                         "steps", "skipped", "train bits/dim (last 20)", "test bits/dim",
+                         "non-finite pixels"], rows), verdict(per_round, keys)] if rows else []),
+    ])
+    span = "" if args.first_round == 1 else f", rounds {rounds.start}-{rounds.stop - 1}"
     common.report(f"Equal-budget quality (MNIST digits, {args.budget:.0f} s{span})", body, args)
 
 

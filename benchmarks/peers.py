@@ -29,6 +29,10 @@ from torch import Tensor, nn
 from glow_lightning.flows import build_flow
 
 LOG_2PI = math.log(2 * math.pi)
+# Our Glow's switches for the equal-budget runs at width 128 (``model.*`` keys of the same
+# names): the soft-clamped symmetric log-scale, x·e^s + t, no ActNorm inside the coupling nets.
+TUNED = dict(scale_fn="softclamp", affine_clamp=2.0, affine_form="scale_shift",
+             net_actnorm=False)
 ROOT = Path(__file__).resolve().parents[1]
 PEERS = ("normflows", "freia")
 
@@ -179,7 +183,8 @@ def autocast_bf16(impl: Impl) -> Impl:
 
 def build(name: str, shape: tuple[int, int, int], levels: int, steps: int, hidden: int,
           **kwargs) -> Impl:
-    """Build ``name`` ∈ {ours, ours-bf16 (bfloat16 coupling nets), ours-ms (memory saving),
+    """Build ``name`` ∈ {ours, ours-tuned (``TUNED``), ours-tuned-netactnorm (``TUNED`` with
+    ActNorm in the nets), ours-bf16 (bfloat16 coupling nets), ours-ms (memory saving),
     ours@REV (the code at git revision REV), normflows, freia, normflows-bf16, freia-bf16
     (under bfloat16 autocast)}."""
     if name.startswith("ours@"):
@@ -191,9 +196,12 @@ def build(name: str, shape: tuple[int, int, int], levels: int, steps: int, hidde
                     name="glow-lightning (bf16 nets)", **kwargs)
     if name.endswith("-bf16"):
         return autocast_bf16(build(name.removesuffix("-bf16"), shape, levels, steps, hidden))
-    if name == "ours-tuned":  # the digits experiment's coupling: soft clamp, x·e^s + t
-        return ours(shape, levels, steps, hidden, scale_fn="softclamp", affine_clamp=2.0,
-                    affine_form="scale_shift", name="glow-lightning (softclamp)", **kwargs)
+    if name == "ours-tuned":  # soft clamp, x·e^s + t, plain biased convs in the coupling nets
+        return ours(shape, levels, steps, hidden, **TUNED, name="glow-lightning (tuned)",
+                    **kwargs)
+    if name == "ours-tuned-netactnorm":  # the same with the reference nets' ActNorm
+        return ours(shape, levels, steps, hidden, **{**TUNED, "net_actnorm": True},
+                    name="glow-lightning (tuned, net ActNorm)", **kwargs)
     if name == "ours-ms":
         return ours(shape, levels, steps, hidden, memory_saving=True,
                     name="glow-lightning (memory saving)", **kwargs)
