@@ -99,6 +99,25 @@ def make_trainer(key: str, lr: float, recipe: str, cfg: dict, train: torch.Tenso
     return Trainer(key, lr, recipe, impl, opt, sched, gen)
 
 
+def optimise(t: Trainer, loss: torch.Tensor) -> float | None:
+    """One step of ``t``'s optimiser on ``loss`` (bits/dim) under its recipe; returns the
+    gradient norm before any clip, or None for a non-finite loss (the step is skipped)."""
+    t.opt.zero_grad(set_to_none=True)
+    norm = None
+    if torch.isfinite(loss):
+        loss.backward()
+        clip = RECIPES[t.recipe].clip
+        norm = float(torch.nn.utils.clip_grad_norm_(t.impl.model.parameters(),
+                                                    clip if clip is not None else math.inf))
+        t.opt.step()
+        t.losses.append(float(loss))
+    else:
+        t.skipped += 1
+    t.sched.step()
+    t.steps += 1
+    return norm
+
+
 def train_for(t: Trainer, train: torch.Tensor, batch: int, seconds: float, budget: float) -> None:
     t.impl.model.train()
     stop = min(seconds, budget - t.used)
@@ -106,19 +125,7 @@ def train_for(t: Trainer, train: torch.Tensor, batch: int, seconds: float, budge
     while time.perf_counter() - t0 < stop:
         idx = torch.randint(0, len(train), (batch,), generator=t.gen)
         x = to_flow_space(train[idx], t.gen)
-        loss = t.impl.nll(x).mean() / (x[0].numel() * math.log(2))
-        t.opt.zero_grad(set_to_none=True)
-        if torch.isfinite(loss):
-            loss.backward()
-            clip = RECIPES[t.recipe].clip
-            if clip is not None:
-                torch.nn.utils.clip_grad_norm_(t.impl.model.parameters(), clip)
-            t.opt.step()
-            t.losses.append(float(loss))
-        else:
-            t.skipped += 1
-        t.sched.step()
-        t.steps += 1
+        optimise(t, t.impl.nll(x).mean() / (x[0].numel() * math.log(2)))
     t.used += time.perf_counter() - t0
 
 
