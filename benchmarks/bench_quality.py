@@ -99,6 +99,12 @@ def make_trainer(key: str, lr: float, recipe: str, cfg: dict, train: torch.Tenso
     return Trainer(key, lr, recipe, impl, opt, sched, gen)
 
 
+def next_batch(t: Trainer, train: torch.Tensor, batch: int) -> torch.Tensor:
+    """``t``'s next training batch in flow space, drawn and dequantised with its generator."""
+    idx = torch.randint(0, len(train), (batch,), generator=t.gen)
+    return to_flow_space(train[idx], t.gen)
+
+
 def optimise(t: Trainer, loss: torch.Tensor) -> float | None:
     """One step of ``t``'s optimiser on ``loss`` (bits/dim) under its recipe; returns the
     gradient norm before any clip, or None for a non-finite loss (the step is skipped)."""
@@ -123,8 +129,7 @@ def train_for(t: Trainer, train: torch.Tensor, batch: int, seconds: float, budge
     stop = min(seconds, budget - t.used)
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < stop:
-        idx = torch.randint(0, len(train), (batch,), generator=t.gen)
-        x = to_flow_space(train[idx], t.gen)
+        x = next_batch(t, train, batch)
         optimise(t, t.impl.nll(x).mean() / (x[0].numel() * math.log(2)))
     t.used += time.perf_counter() - t0
 

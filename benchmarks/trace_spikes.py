@@ -46,17 +46,16 @@ def main() -> None:
     print(f"{common.machine_line(args.threads)}\n{t.impl.name}, lr {args.lr:g}, recipe "
           f"{args.recipe}, seed {args.seed}; per level: prior / log-det bits/dim", flush=True)
     while t.steps < args.steps:
-        idx = torch.randint(0, len(train), (32,), generator=t.gen)
-        out = flow(bq.to_flow_space(train[idx], t.gen))
+        out = flow(bq.next_batch(t, train, 32))
         loss = -out.log_prob.mean() / (dims * math.log(2))
         recent = statistics.median(t.losses[-HISTORY:]) if t.losses else math.inf
-        shown = f"{float(loss) + 8:.3f} bits/dim ({level_bits(out, dims)})"
         norm = bq.optimise(t, loss)
         if norm is None:
             print(f"step {t.steps - 1}: non-finite loss; the run has diverged")
             return
-        if float(loss) + 8 > args.spike * (recent + 8):
-            print(f"step {t.steps - 1}: {shown}, gradient norm {norm:.3g}", flush=True)
+        if float(loss) + 8 > args.spike * (recent + 8):  # the terms are held, not recomputed
+            print(f"step {t.steps - 1}: {float(loss) + 8:.3f} bits/dim "
+                  f"({level_bits(out, dims)}), gradient norm {norm:.3g}", flush=True)
     held = bq.to_flow_space(held_u8, torch.Generator().manual_seed(1234))
     print(f"{t.steps} steps, no non-finite loss; held-out bits/dim {bq.bpd_on(t.impl, held):.4f}")
 
