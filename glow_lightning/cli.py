@@ -87,6 +87,8 @@ def cmd_test(words: Sequence[str]) -> int:
     mine, rest = split_keys(words, {"ckpt": ""})
     metrics = evaluate_checkpoint(need_ckpt(mine), rest)
     print(f"test/bpd = {metrics['test/bpd']:.4f}")
+    if "test/bpd_worst" in metrics:
+        print(f"  worst image: {metrics['test/bpd_worst']:.4f} bits/dim")
     levels = sorted(k for k in metrics if k.startswith("test/bits_level") and k.count("_") == 1)
     for key in levels:  # where the bits go: prior term + log-det of each level
         i = key.removeprefix("test/bits_level")

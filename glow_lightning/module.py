@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
-from torchmetrics import MeanMetric
+from torchmetrics import MaxMetric, MeanMetric, Metric
 
 from glow_lightning.config import OptimConfig
 from glow_lightning.ema import EMA
@@ -48,15 +48,19 @@ STATE_KEY = "glow_lightning"  # checkpoint entry: batch counter, guard counts, p
 EVAL_NOISE_SEED = 0  # seeds the fixed per-image dequantisation noise of val and test
 
 
-def metric_names(levels: int, num_classes: int) -> dict[str, MeanMetric]:
-    """The module's ``MeanMetric``s: bpd per stage, the per-level terms for val and test, and the
-    class loss and accuracy of class-conditional flows."""
+def metric_names(levels: int, num_classes: int) -> dict[str, Metric]:
+    """The module's metrics: the mean bpd per stage, the per-level terms for val and test, and the
+    class loss and accuracy of class-conditional flows (``MeanMetric``); the worst image's bpd
+    for val and test (``MaxMetric``: a mean carried by one image shows there)."""
     names = [f"{stage}_bpd" for stage in STAGES]
     for stage in ("val", "test"):
         names += [f"{stage}_{name}" for name in level_bit_names(levels)]
     if num_classes:
         names += [f"{stage}_{m}" for stage in STAGES for m in ("class_loss", "accuracy")]
-    return {name: MeanMetric() for name in names}
+    metrics: dict[str, Metric] = {name: MeanMetric() for name in names}
+    for stage in ("val", "test"):
+        metrics[f"{stage}_bpd_worst"] = MaxMetric(nan_strategy="ignore")
+    return metrics
 
 
 class GlowModule(L.LightningModule):
@@ -204,6 +208,9 @@ class GlowModule(L.LightningModule):
             metric(torch.where(finite, bpd, torch.zeros_like(bpd)), finite.to(bpd.dtype))
         else:
             metric.update(bpd)
+            worst = cast(MaxMetric, self.metrics[f"{stage}_bpd_worst"])
+            worst.update(bpd)
+            self.log(f"{stage}/bpd_worst", worst, on_epoch=True, batch_size=bpd.shape[0])
         self.log(f"{stage}/bpd", metric, on_step=stage == "train", on_epoch=True,
                  prog_bar=True, batch_size=bpd.shape[0])
 

@@ -64,7 +64,10 @@ def test_metrics_have_step_axes_and_summaries(dashboard):
     history = [r["val/bpd"] for r in read_history(wandb_dir) if "val/bpd" in r]
     assert len(history) == 3
     assert summary_record(wandb_dir, "val/bpd") == {"min": pytest.approx(min(history))}
-    assert read_summary(wandb_dir)["test/bpd"] > 0
+    summary = read_summary(wandb_dir)
+    assert summary["test/bpd_worst"] > summary["test/bpd"] > 0  # one image above the mean
+    worst = [r["val/bpd_worst"] for r in read_history(wandb_dir) if "val/bpd_worst" in r]
+    assert len(worst) == 3 and all(w > b for w, b in zip(worst, history, strict=True))
 
 
 def test_one_copy_of_the_config_with_groupable_keys(dashboard):

@@ -80,6 +80,19 @@ def _trained_module(digits_cache):
     return module
 
 
+def _per_image_bpd(module, cache):
+    import math
+
+    dm = _digits(cache)
+    dm.setup("test")
+    bins = torch.cat([batch[0] for batch in dm.test_dataloader()])
+    assert bins.shape[0] == N_TEST
+    with torch.no_grad():
+        x = module.to_flow_input(bins, module._eval_noise(bins))
+        nats = module.flow.log_prob(x) - math.log(256) * x[0].numel()
+    return -nats / (x[0].numel() * math.log(2))
+
+
 def test_ddp_test_bpd_equals_single_process(tmp_path, digits_cache):
     import json
 
@@ -89,11 +102,15 @@ def test_ddp_test_bpd_equals_single_process(tmp_path, digits_cache):
     # DDP first: under gloo Lightning evaluates with no_grad, and forked ranks leave the parent's
     # module untouched, so the single-process run below sees the very same weights.
     trainer = _ddp_trainer(tmp_path / "ddp", [RunSummary()])
-    got = trainer.test(module, datamodule=_digits(digits_cache))[0]["test/bpd"]
+    got = trainer.test(module, datamodule=_digits(digits_cache))[0]
     single = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
                        use_distributed_sampler=False, default_root_dir=tmp_path)
-    expected = single.test(module, datamodule=_digits(digits_cache))[0]["test/bpd"]
-    assert got == pytest.approx(expected, abs=1e-5)
+    expected = single.test(module, datamodule=_digits(digits_cache))[0]
+    assert got["test/bpd"] == pytest.approx(expected["test/bpd"], abs=1e-5)
+    per_image = _per_image_bpd(module, digits_cache)  # by hand: nats → bits/dim per test image
+    assert got["test/bpd"] == pytest.approx(per_image.mean().item(), abs=1e-5)
+    assert got["test/bpd_worst"] == pytest.approx(per_image.max().item(), abs=1e-5)
+    assert per_image.max() > per_image.mean() + 1e-3  # the two metrics really differ
     counted = json.loads((tmp_path / "ddp" / "summary.json").read_text())["num_images"]
     assert counted == N_TEST  # every test image exactly once, no padded duplicates
 
