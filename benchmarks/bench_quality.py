@@ -145,13 +145,23 @@ def run_interleaved(trainers: list[Trainer], train: torch.Tensor, batch: int, bu
 
 
 @torch.no_grad()
-def bpd_on(impl: Impl, x: torch.Tensor) -> float:
-    """Mean bits/dim over ``x``; NaN or inf (a broken model) stays visible as such."""
+def per_image_bpd(impl: Impl, x: torch.Tensor) -> torch.Tensor:
+    """Bits/dim of each image of ``x``; NaN or inf (a broken model) stays visible as such."""
     from glow_lightning.ops import bits_per_dim
 
     impl.model.eval()
-    values = [bits_per_dim(-impl.nll(part), part[0].numel(), 8) for part in x.split(100)]
-    return float(torch.cat(values).mean())
+    return torch.cat([bits_per_dim(-impl.nll(part), part[0].numel(), 8)
+                      for part in x.split(100)])
+
+
+def bpd_on(impl: Impl, x: torch.Tensor) -> float:
+    """Mean bits/dim over ``x``."""
+    return float(per_image_bpd(impl, x).mean())
+
+
+def spread(values: torch.Tensor) -> str:
+    """Median and worst image of per-image bits/dim: how far one image carries the mean."""
+    return f"{float(values.median()):.4f} / {float(values.max()):.4g}"
 
 
 def nonfinite_in_samples(impl: Impl) -> int:
@@ -200,12 +210,13 @@ def run_rounds(keys: list[str], chosen: dict[str, Choice], cfg: dict, train: tor
         trainers = [make_trainer(k, *chosen[k], cfg, train, r) for k in keys]
         run_interleaved(trainers, train, args.batch, args.budget, args.slice)
         for t in trainers:
-            bpd = bpd_on(t.impl, x_test)
+            values = per_image_bpd(t.impl, x_test)
+            bpd = float(values.mean())
             per_round[t.key].append(bpd)
             last = 8 + statistics.fmean(t.losses[-20:]) if t.losses else math.nan
             rows.append([r, t.impl.name, f"{t.impl.params:,}", t.recipe, f"{t.lr:g}",
                          f"{t.used:.0f}", t.steps, t.skipped, f"{last:.3f}", f"**{bpd:.4f}**",
-                         nonfinite_in_samples(t.impl)])
+                         spread(values), nonfinite_in_samples(t.impl)])
     return rows, per_round
 
 
@@ -263,7 +274,8 @@ def main() -> None:
                 lr_rows))] if lr_rows else [f"Choices given: {args.lrs}."]),
         *([common.table(["round", "implementation", "parameters", "recipe", "lr", "train s",
                          "steps", "skipped", "train bits/dim (last 20)", "test bits/dim",
-                         "non-finite pixels"], rows), verdict(per_round, keys)] if rows else []),
+                         "median / worst image", "non-finite pixels"], rows),
+           verdict(per_round, keys)] if rows else []),
     ])
     span = "" if args.first_round == 1 else f", rounds {rounds.start}-{rounds.stop - 1}"
     common.report(f"Equal-budget quality (MNIST digits, {args.budget:.0f} s{span})", body, args)

@@ -56,8 +56,14 @@ def main() -> None:
         if float(loss) + 8 > args.spike * (recent + 8):  # the terms are held, not recomputed
             print(f"step {t.steps - 1}: {float(loss) + 8:.3f} bits/dim "
                   f"({level_bits(out, dims)}), gradient norm {norm:.3g}", flush=True)
-    held = bq.to_flow_space(held_u8, torch.Generator().manual_seed(1234))
-    print(f"{t.steps} steps, no non-finite loss; held-out bits/dim {bq.bpd_on(t.impl, held):.4f}")
+    shared = torch.Generator().manual_seed(1234)  # the draws bench_quality makes, in its order
+    held = bq.to_flow_space(held_u8, shared)
+    test = bq.to_flow_space(bq.pad(digits_arrays()[2]), shared)
+    print(f"{t.steps} steps, no non-finite loss")
+    for name, x in (("held-out", held), ("test", test)):
+        values = bq.per_image_bpd(t.impl, x)
+        print(f"{name} bits/dim {float(values.mean()):.4f} (median / worst image "
+              f"{bq.spread(values)})")
 
 
 if __name__ == "__main__":
