@@ -184,7 +184,8 @@ def autocast_bf16(impl: Impl) -> Impl:
 def build(name: str, shape: tuple[int, int, int], levels: int, steps: int, hidden: int,
           **kwargs) -> Impl:
     """Build ``name`` ∈ {ours, ours-tuned (``TUNED``), ours-tuned-netactnorm (``TUNED`` with
-    ActNorm in the nets), ours-bf16 (bfloat16 coupling nets), ours-ms (memory saving),
+    ActNorm in the nets), ours-tuned-stdprior (``TUNED`` with standard normal split and top
+    priors), ours-bf16 (bfloat16 coupling nets), ours-ms (memory saving),
     ours@REV (the code at git revision REV), normflows, freia, normflows-bf16, freia-bf16
     (under bfloat16 autocast)}."""
     if name.startswith("ours@"):
@@ -202,6 +203,9 @@ def build(name: str, shape: tuple[int, int, int], levels: int, steps: int, hidde
     if name == "ours-tuned-netactnorm":  # the same with the reference nets' ActNorm
         return ours(shape, levels, steps, hidden, **{**TUNED, "net_actnorm": True},
                     name="glow-lightning (tuned, net ActNorm)", **kwargs)
+    if name == "ours-tuned-stdprior":  # the same with every latent under N(0, I), as FrEIA's
+        return ours(shape, levels, steps, hidden, **TUNED, learn_top=False, split_prior=False,
+                    name="glow-lightning (tuned, N(0, I) priors)", **kwargs)
     if name == "ours-ms":
         return ours(shape, levels, steps, hidden, memory_saving=True,
                     name="glow-lightning (memory saving)", **kwargs)
