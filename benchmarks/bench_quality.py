@@ -86,6 +86,18 @@ def to_flow_space(images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return dequantize(preprocess(images, 8), 8, generator=gen)
 
 
+def digits_splits() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The padded training digits (uint8) less the last ``HELD_OUT``, and in flow space those
+    held-out digits and the test digits, from one fixed noise draw shared by every run."""
+    from glow_lightning.data.benchmarks import digits_arrays
+
+    train_u8, _, test_u8, _ = digits_arrays()
+    train_all = pad(train_u8)
+    shared = torch.Generator().manual_seed(1234)
+    held_out = to_flow_space(train_all[-HELD_OUT:], shared)
+    return train_all[:-HELD_OUT], held_out, to_flow_space(pad(test_u8), shared)
+
+
 def make_trainer(key: str, lr: float, recipe: str, cfg: dict, train: torch.Tensor,
                  seed: int) -> Trainer:
     torch.manual_seed(seed)
@@ -242,13 +254,7 @@ def main() -> None:
     n_rounds = args.rounds if args.rounds is not None else (1 if args.quick else 3)
     rounds = range(args.first_round, args.first_round + n_rounds)
     cfg = dict(levels=args.levels, steps=args.steps, hidden=args.hidden)
-    from glow_lightning.data.benchmarks import digits_arrays
-
-    train_u8, _, test_u8, _ = digits_arrays()
-    train_all = pad(train_u8)
-    train, held_out_u8 = train_all[:-HELD_OUT], train_all[-HELD_OUT:]
-    shared = torch.Generator().manual_seed(1234)
-    held_out, x_test = to_flow_space(held_out_u8, shared), to_flow_space(pad(test_u8), shared)
+    train, held_out, x_test = digits_splits()
     keys, recipes = args.impls.split(","), args.recipes.split(",")
     chosen = parse_choices(args.lrs)
     lr_rows: list[list] = []

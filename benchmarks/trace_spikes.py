@@ -12,8 +12,6 @@ from __future__ import annotations
 import math
 import statistics
 
-import torch
-
 from benchmarks import bench_quality as bq
 from benchmarks import common
 
@@ -36,10 +34,7 @@ def main() -> None:
     p.add_argument("--spike", type=float, default=2.0)
     args = p.parse_args()
     common.set_threads(args.threads)
-    from glow_lightning.data.benchmarks import digits_arrays
-
-    train_u8 = bq.pad(digits_arrays()[0])
-    train, held_u8 = train_u8[:-bq.HELD_OUT], train_u8[-bq.HELD_OUT:]
+    train, held, test = bq.digits_splits()
     cfg = dict(levels=3, steps=8, hidden=128)
     t = bq.make_trainer(args.impl, args.lr, args.recipe, cfg, train, args.seed)
     flow, dims = t.impl.model, math.prod(bq.SHAPE)
@@ -56,9 +51,6 @@ def main() -> None:
         if float(loss) + 8 > args.spike * (recent + 8):  # the terms are held, not recomputed
             print(f"step {t.steps - 1}: {float(loss) + 8:.3f} bits/dim "
                   f"({level_bits(out, dims)}), gradient norm {norm:.3g}", flush=True)
-    shared = torch.Generator().manual_seed(1234)  # the draws bench_quality makes, in its order
-    held = bq.to_flow_space(held_u8, shared)
-    test = bq.to_flow_space(bq.pad(digits_arrays()[2]), shared)
     print(f"{t.steps} steps, no non-finite loss")
     for name, x in (("held-out", held), ("test", test)):
         values = bq.per_image_bpd(t.impl, x)
