@@ -6,20 +6,21 @@ MNIST digits; test bits/dim on the 500 test digits are computed identically for 
     python -m benchmarks.bench_quality --budget 600 --lrs ours-tuned=0.002,freia=0.002,...
     python -m benchmarks.bench_quality --quick
 
-Every implementation is a Glow at L=3, K=8, width 128 on 1×32×32 (28×28 digits zero-padded),
-batch 32, Adam with a 20-step linear warm-up, and one forward pass over 512 training images
-first (the data-dependent ActNorm init of every implementation that has one). Peers are built at
-their strongest (``benchmarks/peers.py``); ours is ``ours-tuned`` (``peers.TUNED``: soft-clamped
-log-scale, x·e^s + t, no ActNorm inside the coupling nets). **Learning rate and optimiser
-recipe, the same rule for all**: each implementation trains ``--budget`` seconds at every lr of
-{5e-4, 1e-3, 2e-3, 3e-3} under every recipe (``plain``: Adam's default betas, no clip;
-``clipped``: β2 0.95 and the gradient norm clipped at 100, the digits experiment's settings)
-with seed 0, and keeps the pair with the lowest bits/dim on 500 held-out *training* digits
-(never the test split); then ``--rounds`` rounds (seeds 1, 2, …) train every implementation at
-its choice and report test bits/dim. Budgets are interleaved in slices of ``--slice`` seconds
-(A, B, C, A, B, C, …) so load changes hit all alike; a step's time (batch, dequantisation,
-forward, backward, clip, optimiser) is charged to its implementation. A step with a non-finite
-loss is skipped for all.
+Every implementation is a Glow at L=3, K=8, width 128 on 1×32×32 (28×28 digits zero-padded), batch
+32, Adam with a 20-step linear warm-up, and one forward pass over 512 training images first (the
+data-dependent ActNorm init of every implementation that has one). Peers are built at their
+strongest (``benchmarks/peers.py``); ours is ``ours-tuned`` (``peers.TUNED``: soft-clamped
+log-scale, x·e^s + t, no ActNorm inside the coupling nets). **Learning rate and optimiser recipe,
+the same rule for all**: each implementation trains ``--budget`` seconds at every lr of {5e-4,
+1e-3, 2e-3, 3e-3} under every recipe (``plain``: Adam's default betas, no clip; ``clipped``: β2
+0.95 and the gradient norm clipped at 100, the digits experiment's settings; ``decayed``:
+``clipped`` with the digits experiment's schedule in time, constant for the first half of the
+budget, then a cosine to 0 at its end) with seed 0, and keeps the pair with the lowest bits/dim on
+500 held-out *training* digits (never the test split); then ``--rounds`` rounds (seeds 1, 2, …)
+train every implementation at its choice and report test bits/dim. Budgets are interleaved in
+slices of ``--slice`` seconds (A, B, C, A, B, C, …) so load changes hit all alike; a step's time
+(batch, dequantisation, forward, backward, clip, optimiser) is charged to its implementation. A
+step with a non-finite loss is skipped for all.
 
 Pixels go through ``glow_lightning.ops`` (8 bits: ``x = bins/256 − 0.5 + U(0, 1/256)``), fresh
 training noise every step, one fixed noise draw for held-out and test images shared by all;
@@ -47,15 +48,20 @@ WARMUP, INIT_IMAGES, HELD_OUT = 20, 512, 500
 
 @dataclass(frozen=True)
 class Recipe:
-    """The optimiser side of a training loop: Adam's betas and a gradient-norm clip (or none)."""
+    """The optimiser side of a training loop: Adam's betas, a gradient-norm clip (or none), and
+    the last fraction of the budget over which the learning rate decays to 0 (0: constant)."""
 
     betas: tuple[float, float]
     clip: float | None
+    decay: float = 0.0
 
 
 # plain: Adam's defaults, no clip; clipped: the digits experiment's optimiser settings
-# (configs/experiment/digits_glow.yaml: Adam beta2 0.95, gradient norm clipped at 100).
-RECIPES = {"plain": Recipe((0.9, 0.999), None), "clipped": Recipe((0.9, 0.95), 100.0)}
+# (configs/experiment/digits_glow.yaml: Adam beta2 0.95, gradient norm clipped at 100);
+# decayed: those and the digits experiment's schedule in time (trainer.budget_minutes +
+# optim.decay_fraction 0.5): constant for the first half of the budget, then a cosine to 0.
+RECIPES = {"plain": Recipe((0.9, 0.999), None), "clipped": Recipe((0.9, 0.95), 100.0),
+           "decayed": Recipe((0.9, 0.95), 100.0, 0.5)}
 
 
 @dataclass
@@ -67,7 +73,6 @@ class Trainer:
     recipe: str
     impl: Impl
     opt: torch.optim.Optimizer
-    sched: torch.optim.lr_scheduler.LRScheduler
     gen: torch.Generator
     used: float = 0.0
     steps: int = 0
@@ -107,8 +112,23 @@ def make_trainer(key: str, lr: float, recipe: str, cfg: dict, train: torch.Tenso
     with torch.no_grad():
         impl.nll(to_flow_space(train[first], gen))  # ActNorm data init on a large batch
     opt = torch.optim.Adam(impl.model.parameters(), lr=lr, betas=RECIPES[recipe].betas)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / WARMUP))
-    return Trainer(key, lr, recipe, impl, opt, sched, gen)
+    return Trainer(key, lr, recipe, impl, opt, gen)
+
+
+def lr_factor(recipe: Recipe, step: int, progress: float) -> float:
+    """The learning rate's factor at ``step`` with ``progress`` (0 to 1) of the budget spent: a
+    linear warm-up over ``WARMUP`` steps, then constant, or a cosine to 0 over the recipe's last
+    ``decay`` of the budget.
+
+    >>> r = RECIPES["decayed"]
+    >>> [round(lr_factor(r, s, p), 3) for s, p in ((0, 0.0), (100, 0.5), (100, 0.75), (9, 1.0))]
+    [0.05, 1.0, 0.5, 0.0]
+    """
+    warm = min(1.0, (step + 1) / WARMUP)
+    if recipe.decay <= 0:
+        return warm
+    late = min(1.0, max(0.0, progress - (1.0 - recipe.decay)) / recipe.decay)
+    return warm * 0.5 * (1.0 + math.cos(math.pi * late))
 
 
 def next_batch(t: Trainer, train: torch.Tensor, batch: int) -> torch.Tensor:
@@ -117,21 +137,23 @@ def next_batch(t: Trainer, train: torch.Tensor, batch: int) -> torch.Tensor:
     return to_flow_space(train[idx], t.gen)
 
 
-def optimise(t: Trainer, loss: torch.Tensor) -> float | None:
-    """One step of ``t``'s optimiser on ``loss`` (bits/dim) under its recipe; returns the
-    gradient norm before any clip, or None for a non-finite loss (the step is skipped)."""
+def optimise(t: Trainer, loss: torch.Tensor, progress: float = 0.0) -> float | None:
+    """One step of ``t``'s optimiser on ``loss`` (bits/dim) under its recipe, with ``progress``
+    of the budget spent; returns the gradient norm before any clip, or None for a non-finite
+    loss (the step is skipped)."""
     t.opt.zero_grad(set_to_none=True)
     norm = None
+    recipe = RECIPES[t.recipe]
     if torch.isfinite(loss):
         loss.backward()
-        clip = RECIPES[t.recipe].clip
-        norm = float(torch.nn.utils.clip_grad_norm_(t.impl.model.parameters(),
-                                                    clip if clip is not None else math.inf))
+        clip = recipe.clip if recipe.clip is not None else math.inf
+        norm = float(torch.nn.utils.clip_grad_norm_(t.impl.model.parameters(), clip))
+        for group in t.opt.param_groups:
+            group["lr"] = t.lr * lr_factor(recipe, t.steps, progress)
         t.opt.step()
-        t.losses.append(float(loss))
+        t.losses.append(float(loss.detach()))
     else:
         t.skipped += 1
-    t.sched.step()
     t.steps += 1
     return norm
 
@@ -142,7 +164,8 @@ def train_for(t: Trainer, train: torch.Tensor, batch: int, seconds: float, budge
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < stop:
         x = next_batch(t, train, batch)
-        optimise(t, t.impl.nll(x).mean() / (x[0].numel() * math.log(2)))
+        progress = (t.used + time.perf_counter() - t0) / budget
+        optimise(t, t.impl.nll(x).mean() / (x[0].numel() * math.log(2)), progress)
     t.used += time.perf_counter() - t0
 
 
@@ -190,13 +213,15 @@ def choose(keys: list[str], recipes: list[str], cfg: dict, train: torch.Tensor,
            held_out: torch.Tensor, args) -> tuple[dict[str, Choice], list[list]]:
     """The (lr, recipe) of every implementation by the rule of the module docstring, and the
     table of every candidate's held-out bits/dim."""
-    trainers = [make_trainer(k, lr, r, cfg, train, 0) for k in keys for r in recipes for lr in LRS]
+    trainers = [make_trainer(k, lr, r, cfg, train, 0)
+                for k in keys for r in recipes for lr in args.candidates]
     run_interleaved(trainers, train, args.batch, args.budget, args.slice)
     scores = {(t.key, t.lr, t.recipe): bpd_on(t.impl, held_out) for t in trainers}
     chosen = {}
     for key in keys:
         finite = {(lr, r): v for (k, lr, r), v in scores.items() if k == key and math.isfinite(v)}
-        chosen[key] = min(finite, key=finite.__getitem__) if finite else (LRS[0], recipes[0])
+        chosen[key] = (min(finite, key=finite.__getitem__) if finite
+                       else (args.candidates[0], recipes[0]))
     rows = [[t.impl.name, t.recipe, f"{t.lr:g}", t.steps, t.skipped,
              f"{scores[(t.key, t.lr, t.recipe)]:.4f}",
              "**chosen**" if chosen[t.key] == (t.lr, t.recipe) else ""] for t in trainers]
@@ -247,6 +272,8 @@ def main() -> None:
     p.add_argument("--impls", default=",".join(IMPLS))
     p.add_argument("--recipes", default=",".join(RECIPES), help="candidates in the choice")
     p.add_argument("--lrs", default="", help="skip the choice: impl=lr[:recipe],...")
+    p.add_argument("--candidates", default=",".join(f"{lr:g}" for lr in LRS),
+                   help="the choice's learning rates (a part of them: processes can share it)")
     args = p.parse_args()
     common.set_threads(args.threads)
     load_before = common.load_average()
@@ -256,12 +283,13 @@ def main() -> None:
     cfg = dict(levels=args.levels, steps=args.steps, hidden=args.hidden)
     train, held_out, x_test = digits_splits()
     keys, recipes = args.impls.split(","), args.recipes.split(",")
+    args.candidates = [float(lr) for lr in args.candidates.split(",")]
     chosen = parse_choices(args.lrs)
     lr_rows: list[list] = []
     if set(keys) - chosen.keys():
         open_keys = [k for k in keys if k not in chosen]
         print(f"choosing: {len(open_keys)} implementations × {len(recipes)} recipes × "
-              f"{len(LRS)} lrs", flush=True)
+              f"{len(args.candidates)} lrs", flush=True)
         picked, lr_rows = choose(open_keys, recipes, cfg, train, held_out, args)
         chosen.update(picked)
     rows, per_round = run_rounds(keys, chosen, cfg, train, x_test, args, rounds)
@@ -271,7 +299,9 @@ def main() -> None:
         f"{args.slice:.0f} s slices), batch {args.batch}; every implementation at "
         f"L={args.levels}, K={args.steps}, width {args.hidden} on 1×32×32. Adam with a "
         f"{WARMUP}-step warm-up for all; recipe `plain`: Adam's default betas, no clip; "
-        "`clipped`: beta2 0.95 and the gradient norm clipped at 100. Test bits/dim over the 500 "
+        "`clipped`: beta2 0.95 and the gradient norm clipped at 100; `decayed`: `clipped` with "
+        "the learning rate constant for half the budget, then a cosine to 0 at its end (in "
+        "training seconds). Test bits/dim over the 500 "
         "test digits with one shared dequantisation noise draw; train bits/dim is the mean over "
         "the last 20 steps; the last column counts non-finite pixels in 64 samples at T=0.7.",
         *([("Learning rate and recipe choice (seed 0, the same budget, bits/dim on 500 held-out "

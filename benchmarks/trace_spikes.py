@@ -44,7 +44,7 @@ def main() -> None:
         out = flow(bq.next_batch(t, train, 32))
         loss = -out.log_prob.mean() / (dims * math.log(2))
         recent = statistics.median(t.losses[-HISTORY:]) if t.losses else math.inf
-        norm = bq.optimise(t, loss)
+        norm = bq.optimise(t, loss, t.steps / args.steps)  # `decayed` ends with the steps
         if norm is None:
             print(f"step {t.steps - 1}: non-finite loss; the run has diverged")
             return
