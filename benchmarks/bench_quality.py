@@ -117,18 +117,20 @@ def make_trainer(key: str, lr: float, recipe: str, cfg: dict, train: torch.Tenso
 
 def lr_factor(recipe: Recipe, step: int, progress: float) -> float:
     """The learning rate's factor at ``step`` with ``progress`` (0 to 1) of the budget spent: a
-    linear warm-up over ``WARMUP`` steps, then constant, or a cosine to 0 over the recipe's last
-    ``decay`` of the budget.
+    linear warm-up over ``WARMUP`` steps, then constant, or the training schedule's cosine
+    (``glow_lightning.module.lr_factor``) to 0 over the recipe's last ``decay`` of the budget.
 
     >>> r = RECIPES["decayed"]
     >>> [round(lr_factor(r, s, p), 3) for s, p in ((0, 0.0), (100, 0.5), (100, 0.75), (9, 1.0))]
     [0.05, 1.0, 0.5, 0.0]
     """
+    from glow_lightning.module import lr_factor as schedule
+
     warm = min(1.0, (step + 1) / WARMUP)
     if recipe.decay <= 0:
         return warm
-    late = min(1.0, max(0.0, progress - (1.0 - recipe.decay)) / recipe.decay)
-    return warm * 0.5 * (1.0 + math.cos(math.pi * late))
+    ticks = 10_000  # the budget in steps of 0.01%, the unit of the training schedule
+    return warm * schedule(round(progress * ticks), 0, ticks, fraction=recipe.decay)
 
 
 def next_batch(t: Trainer, train: torch.Tensor, batch: int) -> torch.Tensor:
