@@ -118,13 +118,13 @@ def make_trainer(key: str, lr: float, recipe: str, cfg: dict, train: torch.Tenso
 def lr_factor(recipe: Recipe, step: int, progress: float) -> float:
     """The learning rate's factor at ``step`` with ``progress`` (0 to 1) of the budget spent: a
     linear warm-up over ``WARMUP`` steps, then constant, or the training schedule's cosine
-    (``glow_lightning.module.lr_factor``) to 0 over the recipe's last ``decay`` of the budget.
+    (``glow_lightning.train.optim.lr_factor``) to 0 over the recipe's last ``decay`` of the budget.
 
     >>> r = RECIPES["decayed"]
     >>> [round(lr_factor(r, s, p), 3) for s, p in ((0, 0.0), (100, 0.5), (100, 0.75), (9, 1.0))]
     [0.05, 1.0, 0.5, 0.0]
     """
-    from glow_lightning.module import lr_factor as schedule
+    from glow_lightning.train.optim import lr_factor as schedule
 
     warm = min(1.0, (step + 1) / WARMUP)
     if recipe.decay <= 0:

@@ -1,8 +1,8 @@
 """Soak: long 2-process CPU DDP (gloo) training on the embedded digits, then exactness checks.
 
-Trains through the real entry point (``glow_lightning.run.train``: DDP strategy, non-finite guard,
-atomic checkpoints) for ``trainer.max_steps`` optimiser steps (default 2,000), then, from the final
-checkpoint loaded weights-only:
+Trains through the real entry point (``glow_lightning.train.run.train``: DDP strategy,
+non-finite guard, atomic checkpoints) for ``trainer.max_steps`` optimiser steps (default 2,000),
+then, from the final checkpoint loaded weights-only:
 
 * skipped (non-finite) steps, from the guard's count in the checkpoint (should be 0);
 * max |decode(encode(x)) − x| over 64 test digits in float32 (should be <= 1e-3);
@@ -25,14 +25,14 @@ import time
 
 import torch
 
-from glow_lightning.checkpointing import LAST
+from glow_lightning.commands.checkpoint import load_module
 from glow_lightning.config import load_config
 from glow_lightning.flows.permutations import InvConv1x1, InvConv1x1LU
-from glow_lightning.inference import load_module
-from glow_lightning.module import STATE_KEY, GlowModule
 from glow_lightning.ops import bins_to_float
-from glow_lightning.run import build_datamodule, run_dir_for, train
-from glow_lightning.safe_load import load_checkpoint
+from glow_lightning.train.checkpointing import LAST
+from glow_lightning.train.module import STATE_KEY, GlowModule
+from glow_lightning.train.run import build_datamodule, run_dir_for, train
+from glow_lightning.train.safe_load import load_checkpoint
 
 SOAK = ["experiment=digits_glow", "model.levels=3", "model.steps=4", "model.hidden_channels=32",
         "data.batch_size=32", "optim.lr=0.002", "optim.warmup_steps=100", "optim.decay_steps=0",

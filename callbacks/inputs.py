@@ -2,19 +2,35 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
+from typing import Protocol, runtime_checkable
+
 import lightning as L
 import torch
 from torch import Tensor
 
-from glow_lightning.flows import is_initialised
-from glow_lightning.module import GlowModule
+from glow_lightning.flows import MultiScaleFlow, is_initialised
 from glow_lightning.ops import bin_centres
 
 
-def as_glow(pl_module: L.LightningModule) -> GlowModule:
-    """The module as a :class:`GlowModule` (the callbacks need its evaluation flow and n_bits)."""
-    if not isinstance(pl_module, GlowModule):
-        raise TypeError(f"glow_lightning callbacks observe a GlowModule, got {type(pl_module)}")
+@runtime_checkable
+class FlowModule(Protocol):
+    """What the callbacks read of the module they observe (``glow_lightning.train.GlowModule``):
+    the bits per pixel, the evaluation flow (EMA weights when enabled) and a context that yields
+    it in eval mode. Callbacks depend on this, not on the training code."""
+
+    n_bits: int
+
+    def eval_flow(self) -> MultiScaleFlow: ...
+
+    def sampling(self) -> AbstractContextManager[MultiScaleFlow]: ...
+
+
+def as_glow(pl_module: L.LightningModule) -> FlowModule:
+    """The module as a :class:`FlowModule` (the callbacks need its evaluation flow and n_bits)."""
+    if not isinstance(pl_module, FlowModule):
+        raise TypeError(f"glow_lightning callbacks observe a flow module (n_bits, eval_flow, "
+                        f"sampling), got {type(pl_module).__name__}")
     return pl_module
 
 

@@ -4,39 +4,15 @@
 from __future__ import annotations
 
 import lightning as L
-import torch
 from torch import Tensor
 
-from glow_lightning.flows import MultiScaleFlow
-from glow_lightning.module import GlowModule
+from glow_lightning.flows.latents import interpolate_images
+from glow_lightning.grids import make_grid
 from glow_lightning.ops import displayable
 
-from .grid import make_grid
-from .inputs import example_inputs, flow_ready
+from .inputs import FlowModule, example_inputs, flow_ready
 from .media import publish_image
 from .schedule import MediaSchedule
-
-
-def interpolate_latents(start: list[Tensor], end: list[Tensor], steps: int) -> list[Tensor]:
-    """Per latent, (P, ...) endpoints → (P·steps, ...) with ``steps`` points of ``t`` in [0, 1]
-    for each pair; ``t = 0`` and ``t = 1`` give the endpoints exactly."""
-    out = []
-    for a, b in zip(start, end, strict=True):
-        t = torch.linspace(0.0, 1.0, steps, dtype=a.dtype, device=a.device)
-        t = t.view(1, steps, *([1] * (a.dim() - 1)))  # (1, S, 1, ..., 1)
-        z = torch.lerp(a.unsqueeze(1), b.unsqueeze(1), t)  # (P, S, ...)
-        out.append(z.flatten(0, 1))
-    return out
-
-
-@torch.inference_mode()
-def interpolate_images(flow: MultiScaleFlow, x: Tensor, steps: int) -> Tensor:
-    """Flow-space images (2P, C, H, W), pairs ``(2k, 2k+1)`` → decoded interpolations
-    (P·steps, C, H, W) through every latent (each split's and the top)."""
-    latents = flow.encode(x)
-    path: list[Tensor | None] = list(interpolate_latents(
-        [z[0::2] for z in latents], [z[1::2] for z in latents], steps))
-    return flow.decode(path)
 
 
 class Interpolations(MediaSchedule):
@@ -57,15 +33,15 @@ class Interpolations(MediaSchedule):
         self.pairs = pairs
         self.steps = steps
 
-    def interpolate(self, pl_module: GlowModule, x: Tensor) -> Tensor:
+    def interpolate(self, pl_module: FlowModule, x: Tensor) -> Tensor:
         """Flow-space images (2P, C, H, W) → decoded interpolations (P·steps, C, H, W)."""
         with pl_module.sampling() as flow:
             return interpolate_images(flow, x, self.steps)
 
-    def draw(self, trainer: L.Trainer, pl_module: GlowModule) -> None:
+    def draw(self, trainer: L.Trainer, pl_module: FlowModule) -> None:
         self.log_grid(trainer, pl_module)
 
-    def log_grid(self, trainer: L.Trainer, pl_module: GlowModule) -> None:
+    def log_grid(self, trainer: L.Trainer, pl_module: FlowModule) -> None:
         """Encode, interpolate, decode, save and log; rank zero only."""
         flow = pl_module.eval_flow()
         if not trainer.is_global_zero or not flow_ready(flow):

@@ -12,7 +12,7 @@ import lightning as L
 import numpy as np
 from lightning.pytorch.loggers import WandbLogger
 
-from .grid import as_image_array, save_png
+from glow_lightning.grids import as_image_array, save_png
 
 
 def media_path(trainer: L.Trainer, kind: str, name: str) -> Path:

@@ -7,9 +7,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch import Tensor
 
-from glow_lightning.module import GlowModule
-
-from .inputs import as_glow, example_inputs, flow_ready
+from .inputs import FlowModule, as_glow, example_inputs, flow_ready
 
 
 class ReconstructionCheck(Callback):
@@ -29,7 +27,7 @@ class ReconstructionCheck(Callback):
 
     @staticmethod
     @torch.inference_mode()
-    def error(pl_module: GlowModule, x: Tensor) -> float:
+    def error(pl_module: FlowModule, x: Tensor) -> float:
         """max |decode(encode(x)) − x| for flow-space images x (B, C, H, W)."""
         with pl_module.sampling() as flow:
             latents: list[Tensor | None] = list(flow.encode(x))
@@ -43,5 +41,5 @@ class ReconstructionCheck(Callback):
         x = example_inputs(trainer, flow, module.n_bits, self.num_images)
         if x is None:
             return
-        module.log(self.key, self.error(module, x), on_epoch=True, sync_dist=True,
+        pl_module.log(self.key, self.error(module, x), on_epoch=True, sync_dist=True,
                    reduce_fx="max", batch_size=x.shape[0])

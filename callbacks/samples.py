@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,11 +10,10 @@ import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
-from glow_lightning.module import GlowModule
+from glow_lightning.grids import grid_columns, make_grid
 from glow_lightning.ops import displayable
 
-from .grid import make_grid
-from .inputs import fixed_generator, flow_ready
+from .inputs import FlowModule, fixed_generator, flow_ready
 from .media import log_scalars, publish_image
 from .schedule import MediaSchedule
 
@@ -44,9 +42,9 @@ class SampleGrid(MediaSchedule):
         self.temperatures = tuple(float(t) for t in temperatures)
         self.num_samples = num_samples
         self.seed = seed
-        self.nrow = math.ceil(math.sqrt(num_samples))
+        self.nrow = grid_columns(num_samples)
 
-    def samples(self, pl_module: GlowModule, temperature: float) -> Tensor:
+    def samples(self, pl_module: FlowModule, temperature: float) -> Tensor:
         """Raw flow-space samples (num_samples, C, H, W) drawn with the fixed noise."""
         with pl_module.sampling() as flow:
             generator = fixed_generator(flow, self.seed)
@@ -60,10 +58,10 @@ class SampleGrid(MediaSchedule):
         device = next(flow.parameters()).device
         return torch.arange(self.num_samples, device=device) // self.nrow % classes  # a row each
 
-    def draw(self, trainer: L.Trainer, pl_module: GlowModule) -> None:
+    def draw(self, trainer: L.Trainer, pl_module: FlowModule) -> None:
         self.log_grids(trainer, pl_module)
 
-    def log_grids(self, trainer: L.Trainer, pl_module: GlowModule) -> list[Path]:
+    def log_grids(self, trainer: L.Trainer, pl_module: FlowModule) -> list[Path]:
         """Draw, save and log every grid; rank zero only. Returns the PNG paths written."""
         if not trainer.is_global_zero or not flow_ready(pl_module.eval_flow()):
             return []
@@ -73,7 +71,7 @@ class SampleGrid(MediaSchedule):
         self._report_nonfinite(trainer, counts)
         return paths
 
-    def _draw(self, pl_module: GlowModule) -> tuple[dict[float, Tensor], dict[float, int]]:
+    def _draw(self, pl_module: FlowModule) -> tuple[dict[float, Tensor], dict[float, int]]:
         images, counts = {}, {}
         for t in self.temperatures:
             images[t], counts[t] = displayable(self.samples(pl_module, t), pl_module.n_bits)

@@ -18,7 +18,7 @@ import sys
 from lightning.pytorch.callbacks import Callback
 
 from glow_lightning.config import load_config
-from glow_lightning.run import train
+from glow_lightning.train.run import train
 
 
 class Record(Callback):

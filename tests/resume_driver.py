@@ -19,7 +19,7 @@ from pathlib import Path
 from lightning.pytorch.callbacks import Callback
 
 from glow_lightning.config import load_config
-from glow_lightning.run import train
+from glow_lightning.train.run import train
 
 
 class StepLosses(Callback):

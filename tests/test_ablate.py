@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from glow_lightning.ablate import cmd_ablate, plan
 from glow_lightning.ablation import Budget, build_grid, load_spec, select, sweep_config
 from glow_lightning.ablation.history import read_history, write_history
 from glow_lightning.ablation.plot import mean_curve, smooth
 from glow_lightning.ablation.report import markdown_table, ranking_table, summarise, verdicts
+from glow_lightning.commands.ablate import main as cmd_ablate
+from glow_lightning.commands.ablate import plan
 from glow_lightning.config import load_config
 from glow_lightning.errors import ConfigError
 from glow_lightning.flows import build_flow

@@ -112,7 +112,7 @@ def test_bad_data(make, needle, tmp_path, capsys):
 def test_resume_from_a_checkpoint_of_another_model(tmp_path, digits_cache, capsys):
     import torch
 
-    from glow_lightning.module import GlowModule
+    from glow_lightning.train.module import GlowModule
 
     other = GlowModule([1, 32, 32], dict(levels=2, steps=1, hidden_channels=16))
     path = tmp_path / "other.ckpt"

@@ -7,10 +7,11 @@ import lightning as L
 import pytest
 from lightning.pytorch.strategies import DDPStrategy
 
-from glow_lightning import budget as budget_mod
-from glow_lightning.budget import TimeBudget
 from glow_lightning.data import build_datamodule
-from glow_lightning.module import GlowModule, lr_factor
+from glow_lightning.train import budget as budget_mod
+from glow_lightning.train.budget import TimeBudget
+from glow_lightning.train.module import GlowModule
+from glow_lightning.train.optim import lr_factor
 
 SHAPE, MODEL = (1, 32, 32), dict(levels=2, steps=1, hidden_channels=8)
 OPTIM = dict(optimizer="adam", lr=1e-3, warmup_steps=2, decay_steps=1000)

@@ -22,11 +22,11 @@ from glow_lightning.callbacks import (
     RunSummary,
     SampleGrid,
     build_callbacks,
-    make_grid,
 )
 from glow_lightning.config import CallbackConfig
-from glow_lightning.module import GlowModule
+from glow_lightning.grids import make_grid
 from glow_lightning.ops import bins_to_float, postprocess
+from glow_lightning.train.module import GlowModule
 from tests.wandb_reader import (
     find_run_dir,
     isolate_wandb,

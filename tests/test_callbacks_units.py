@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-import glow_lightning.callbacks.grid as grid_module
+import glow_lightning.grids as grid_module
 from glow_lightning.callbacks import (
     Interpolations,
     LevelBits,
@@ -15,11 +15,10 @@ from glow_lightning.callbacks import (
     RunSummary,
     SampleGrid,
     build_callbacks,
-    interpolate_latents,
-    make_grid,
-    save_png,
 )
 from glow_lightning.config import CallbackConfig
+from glow_lightning.flows.latents import interpolate_latents
+from glow_lightning.grids import make_grid, save_png
 
 
 def test_make_grid_places_images_row_major_with_padding():

@@ -4,8 +4,8 @@ step files, ``last.ckpt`` and ``best.ckpt`` (the lowest val/bpd), nothing else."
 import torch
 
 from glow_lightning.config import load_config
-from glow_lightning.run import train
-from glow_lightning.safe_load import load_checkpoint
+from glow_lightning.train.run import train
+from glow_lightning.train.safe_load import load_checkpoint
 
 RUN = ["model.levels=2", "model.steps=1", "model.hidden_channels=8", "data.max_train=64",
        "data.max_test=16", "data.batch_size=16", "trainer.max_epochs=-1",

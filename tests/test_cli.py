@@ -9,7 +9,7 @@ from PIL import Image
 
 from glow_lightning.callbacks import SampleGrid
 from glow_lightning.cli import main
-from glow_lightning.inference import load_module
+from glow_lightning.commands.checkpoint import load_module
 
 TINY = ["model.levels=2", "model.steps=1", "model.hidden_channels=8", "data.max_train=64",
         "data.max_test=16", "data.batch_size=16", "trainer.max_steps=3", "trainer.max_time=null",

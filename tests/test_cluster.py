@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from glow_lightning.inference import evaluate_checkpoint
+from glow_lightning.commands.test import evaluate_checkpoint
 from tests.data_helpers import hub_parquet
 from tests.wandb_reader import WANDB_ENV_DIRS, find_run_dirs
 

@@ -6,7 +6,7 @@ import torch
 from glow_lightning.ablation.spec import ablation_names, load_spec
 from glow_lightning.config import configs_root, experiment_names, load_config
 from glow_lightning.flows import build_flow
-from glow_lightning.run import build_datamodule
+from glow_lightning.train.run import build_datamodule
 from tests.test_paper_configs import PAPER
 
 OTHER_EXPERIMENTS = [n for n in experiment_names() if n not in PAPER]  # PAPER: built there

@@ -13,7 +13,7 @@ import torch
 from glow_lightning.config import load_config
 from glow_lightning.flows import Split, build_flow
 from glow_lightning.ops import bits_per_dim, level_bits
-from glow_lightning.run import train
+from glow_lightning.train.run import train
 from tests.flow_utils import brute_logdet, randomize
 from tests.wandb_reader import (
     find_run_dir,
@@ -141,8 +141,8 @@ def test_checkpoints_become_artifacts_with_last_and_best_aliases(tmp_path, monke
     import lightning as L
     from lightning.pytorch.loggers import WandbLogger
 
-    from glow_lightning.checkpointing import StepCheckpoint, best_checkpoint
-    from glow_lightning.wandb_run import CheckpointArtifacts
+    from glow_lightning.train.checkpointing import StepCheckpoint, best_checkpoint
+    from glow_lightning.train.wandb_run import CheckpointArtifacts
     from tests.test_callbacks import TinyImages, tiny_module
     from tests.wandb_reader import read_records
 

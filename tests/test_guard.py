@@ -15,12 +15,12 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.strategies import DDPStrategy
 from torch.utils.data import DataLoader, TensorDataset
 
-import glow_lightning.run as run
+import glow_lightning.train.run as run
 from glow_lightning.callbacks import SampleGrid
 from glow_lightning.cli import main
-from glow_lightning.guard import NonFiniteGuard
-from glow_lightning.inference import load_module
-from glow_lightning.module import GlowModule
+from glow_lightning.commands.checkpoint import load_module
+from glow_lightning.train.guard import NonFiniteGuard
+from glow_lightning.train.module import GlowModule
 
 SHAPE = (1, 8, 8)
 NAN = float("nan")

@@ -6,14 +6,23 @@ import pytest
 import torch
 from PIL import Image
 
-from glow_lightning.callbacks import AttributeManipulation, apply_direction, attribute_direction
-from glow_lightning.callbacks.manipulation import group_masks, pick_images
+from glow_lightning.callbacks import AttributeManipulation
+from glow_lightning.commands.checkpoint import load_module
+from glow_lightning.commands.manipulate import (
+    manipulate_checkpoint,
+    parse_attribute,
+    parse_strengths,
+)
 from glow_lightning.config import load_config
 from glow_lightning.errors import ConfigError
-from glow_lightning.inference import load_module
-from glow_lightning.manipulate import manipulate_checkpoint, parse_attribute, parse_strengths
+from glow_lightning.flows.latents import (
+    apply_direction,
+    attribute_direction,
+    group_masks,
+    pick_images,
+)
 from glow_lightning.ops import bin_centres, postprocess
-from glow_lightning.run import build_datamodule, train
+from glow_lightning.train.run import build_datamodule, train
 from tests.wandb_reader import find_run_dir, isolate_wandb, media_file, read_summary
 
 STRENGTHS = [-1.0, 0.0, 1.0, 2.0]

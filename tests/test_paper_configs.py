@@ -6,7 +6,7 @@ import torch
 
 from glow_lightning.config import experiment_names, load_config
 from glow_lightning.flows import build_flow
-from glow_lightning.run import build_datamodule
+from glow_lightning.train.run import build_datamodule
 
 PAPER_BPD = {
     "cifar10_glow": 3.35, "imagenet32_glow": 4.09, "imagenet64_glow": 3.81,

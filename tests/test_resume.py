@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from glow_lightning.checkpointing import AtomicCheckpointIO, atomic_save, resolve_resume
 from glow_lightning.config import load_config
 from glow_lightning.errors import ConfigError
-from glow_lightning.rng import local_rng_state, set_local_rng_state, step_seed
-from glow_lightning.safe_load import unsafe_globals
+from glow_lightning.train.checkpointing import AtomicCheckpointIO, atomic_save, resolve_resume
+from glow_lightning.train.rng import local_rng_state, set_local_rng_state, step_seed
+from glow_lightning.train.safe_load import unsafe_globals
 from tests import resume_driver
 
 # 256 train digits in batches of 32: 8 steps per epoch, 16 in all; checkpoints every 3 steps;

@@ -10,11 +10,11 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from glow_lightning.checkpointing import AtomicCheckpointIO
 from glow_lightning.cli import main
-from glow_lightning.inference import load_module
-from glow_lightning.module import GlowModule
-from glow_lightning.safe_load import CheckpointRefused, check_checkpoint, unsafe_globals
+from glow_lightning.commands.checkpoint import load_module
+from glow_lightning.train.checkpointing import AtomicCheckpointIO
+from glow_lightning.train.module import GlowModule
+from glow_lightning.train.safe_load import CheckpointRefused, check_checkpoint, unsafe_globals
 
 SHAPE, MODEL = [1, 8, 8], dict(levels=2, steps=1, hidden_channels=8)
 

@@ -9,7 +9,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.strategies import DDPStrategy
 
 from glow_lightning.data import build_datamodule
-from glow_lightning.module import GlowModule
+from glow_lightning.train.module import GlowModule
 
 SHAPE, MODEL = (1, 32, 32), dict(levels=2, steps=1, hidden_channels=8)
 N_TEST = 31  # not divisible by the number of processes
@@ -141,7 +141,7 @@ def test_optimiser_fast_paths_make_the_plain_update(name):
     """The fused Adam / multi-tensor Adamax of ``make_optimizer`` apply the same update as the
     per-tensor reference loop."""
     from glow_lightning.config import OptimConfig
-    from glow_lightning.module import make_optimizer
+    from glow_lightning.train.optim import make_optimizer
 
     torch.manual_seed(0)
     params = torch.nn.ParameterList(torch.randn(s) for s in ((3, 4), (5,), (2, 2, 3, 3)))

@@ -5,8 +5,8 @@ import time
 from pathlib import Path
 
 from glow_lightning.config import load_config
-from glow_lightning.run import train
-from glow_lightning.wandb_run import wandb_run_id
+from glow_lightning.train.run import train
+from glow_lightning.train.wandb_run import wandb_run_id
 from tests.wandb_reader import find_run_dirs, isolate_wandb, read_history, wait_closed
 
 RUN = ["model.levels=2", "model.steps=1", "model.hidden_channels=8", "data.max_train=64",

@@ -73,7 +73,7 @@ def source_modules() -> list[str]:
 def test_every_source_module_is_in_the_wheel(installed):
     python, _, tmp = installed
     modules = source_modules()
-    assert {"glow_lightning.ablation.runner", "glow_lightning.callbacks.grid"} <= set(modules)
+    assert {"glow_lightning.ablation.runner", "glow_lightning.callbacks.samples"} <= set(modules)
     script = "import importlib, sys\nfor m in sys.argv[1:]: importlib.import_module(m)\n"
     _run([str(python), "-c", script, *modules], cwd=tmp)
 

@@ -19,8 +19,8 @@ from glow_lightning.ablation.grid import Cell
 from glow_lightning.ablation.history import BpdHistory
 from glow_lightning.config import ExperimentConfig, load_config, to_dict
 from glow_lightning.errors import ConfigError
-from glow_lightning.launch import is_rank_zero
-from glow_lightning.run import train
+from glow_lightning.train.launch import is_rank_zero
+from glow_lightning.train.run import train
 
 
 @dataclass(frozen=True)

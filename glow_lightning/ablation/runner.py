@@ -34,8 +34,8 @@ from glow_lightning.ablation.stats import Verdict, figure3_claims, late_rankings
 from glow_lightning.ablation.sweep import write_sweep
 from glow_lightning.ablation.wandb_summary import inside_sweep, log_summary_run
 from glow_lightning.config import load_config
-from glow_lightning.launch import is_rank_zero
-from glow_lightning.wandb_run import wandb_mode
+from glow_lightning.train.launch import is_rank_zero
+from glow_lightning.train.wandb_run import wandb_mode
 
 
 @dataclass

@@ -42,6 +42,15 @@ def make_grid(images: Tensor, nrow: int = 8, padding: int = 2,
     return to_uint8(grid).permute(1, 2, 0).numpy()
 
 
+def grid_columns(n: int) -> int:
+    """Columns of a near-square grid of ``n`` images: ``ceil(√n)``.
+
+    >>> grid_columns(64), grid_columns(10), grid_columns(1)
+    (8, 4, 1)
+    """
+    return max(1, math.ceil(math.sqrt(n)))
+
+
 def as_image_array(array: np.ndarray) -> np.ndarray:
     """(H, W, 1) → (H, W) so Pillow and W&B read one channel as greyscale; others unchanged."""
     return array[..., 0] if array.ndim == 3 and array.shape[-1] == 1 else array

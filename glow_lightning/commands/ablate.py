@@ -19,20 +19,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from glow_lightning.ablation import (
-    Ablation,
-    AblationSpec,
-    Budget,
-    load_spec,
-    run_grid,
-    select,
-    write_sweep_file,
-)
-from glow_lightning.cli import parse_number, split_keys
+from glow_lightning.commands.args import parse_flag, parse_number, split_keys
 from glow_lightning.config import load_config
 from glow_lightning.errors import ConfigError
-from glow_lightning.launch import is_rank_zero
+
+if TYPE_CHECKING:  # the ablation package pulls in Lightning: imported when the command runs
+    from glow_lightning.ablation import Ablation, AblationSpec, Budget
+
+HELP = ("coupling x permutation grid + RealNVP x seeds: [ablation=digits] "
+        "[budget_steps=N | budget_minutes=M] seeds=3 [cells=a,b] out=DIR [overrides]")
 
 DEFAULT_ABLATION = "digits"
 GRID_KEYS = ("model.architecture", "model.coupling", "model.permutation")
@@ -50,6 +47,8 @@ def _split(words: Sequence[str]) -> tuple[dict[str, str], list[str]]:
 
 
 def _spec(mine: dict[str, str], rest: list[str]) -> AblationSpec:
+    from glow_lightning.ablation import AblationSpec, load_spec
+
     chosen = any(w.startswith(("experiment=", "config=")) for w in rest)
     name = mine.get("ablation") or (None if chosen else DEFAULT_ABLATION)
     if name is None:
@@ -61,6 +60,8 @@ def _spec(mine: dict[str, str], rest: list[str]) -> AblationSpec:
 
 
 def _budget(mine: dict[str, str], spec: AblationSpec) -> Budget:
+    from glow_lightning.ablation import Budget
+
     if "budget_steps" not in mine and "budget_minutes" not in mine:
         return Budget(spec.budget_steps, spec.budget_minutes)
     steps = mine.get("budget_steps")  # either given on the command line replaces the file's
@@ -84,6 +85,8 @@ def _seeds(mine: dict[str, str], rest: list[str], spec: AblationSpec
 
 def plan(words: Sequence[str]) -> Ablation:
     """Turn the command's words into an :class:`Ablation` (no training happens here)."""
+    from glow_lightning.ablation import Ablation, Budget, select
+
     mine, rest = _split(words)
     fixed = [w for w in rest if w.partition("=")[0] in GRID_KEYS]
     if fixed:
@@ -95,7 +98,7 @@ def plan(words: Sequence[str]) -> Ablation:
         cells = select(spec.grid(), mine.get("cells") or mine.get("cell"))
     except ValueError as err:
         raise ConfigError(str(err)) from None
-    dry = _flag(mine, "dry_run")
+    dry = parse_flag(mine, "dry_run")
     out = Path(mine.get("out") or f"runs/ablation-{spec.name}{'-dry' if dry else ''}")
     group = mine.get("group") or out.resolve().name
     budget = Budget(steps=2) if dry else _budget(mine, spec)
@@ -124,14 +127,13 @@ def claim_label(lower: str, higher: str) -> str:
     return f"{text} ({'-'.join(shared[:2])}{', ' if shared[2:] else ''}{', '.join(shared[2:])})"
 
 
-def _flag(mine: dict[str, str], key: str) -> bool:
-    return mine.get(key, "false").lower() in ("true", "1", "yes")
+def main(words: Sequence[str]) -> int:
+    from glow_lightning.ablation import run_grid, write_sweep_file
+    from glow_lightning.train.launch import is_rank_zero
 
-
-def cmd_ablate(words: Sequence[str]) -> int:
     ablation = plan(words)
     ablation.out.mkdir(parents=True, exist_ok=True)
-    if _flag(_split(words)[0], "sweep_only"):
+    if parse_flag(_split(words)[0], "sweep_only"):
         print(f"wrote {write_sweep_file(ablation)}")
         return 0
     rows = run_grid(ablation)

@@ -16,9 +16,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from glow_lightning.cli import need_ckpt, parse_number, split_keys
+from glow_lightning.commands.args import need_ckpt, parse_number, split_keys
 from glow_lightning.errors import ConfigError
 
+HELP = ("attribute manipulation: ckpt=PATH attribute=<class or 0/1 label column> "
+        "[source=<class>] strengths=-1,0,1,2 n=8 out=FILE")
 OWN = {"ckpt": "", "attribute": "1", "source": "", "strengths": "-1,0,1,2", "n": "8",
        "reference": "1000", "out": "manipulation.png"}
 
@@ -51,9 +53,10 @@ def manipulate_checkpoint(ckpt: str, attribute: str, source: int | None, strengt
                           n: int, reference: int, out: str, overrides: list[str]) -> Path:
     """Encode labelled training images at bin centres, take the mean-latent difference, move
     ``n`` test images along it and save the grid (rows = images, columns = strengths)."""
-    from glow_lightning.callbacks import AttributeManipulation, make_grid, save_png
-    from glow_lightning.inference import experiment_of, load_module
-    from glow_lightning.run import build_datamodule
+    from glow_lightning.callbacks import AttributeManipulation
+    from glow_lightning.commands.checkpoint import experiment_of, load_module
+    from glow_lightning.grids import make_grid, save_png
+    from glow_lightning.train.run import build_datamodule
 
     module = load_module(ckpt)
     target, extra = parse_attribute(attribute)
@@ -69,7 +72,7 @@ def manipulate_checkpoint(ckpt: str, attribute: str, source: int | None, strengt
     return save_png(out, make_grid(images, nrow=len(strengths)))
 
 
-def cmd_manipulate(words: Sequence[str]) -> int:
+def main(words: Sequence[str]) -> int:
     mine, rest = split_keys(words, OWN)
     opts = {**OWN, **mine}
     source = parse_number("source", opts["source"]) if opts["source"] else None

@@ -6,15 +6,15 @@ bits/dim (:func:`glow_lightning.ops.bits_per_dim`) into torchmetrics ``MeanMetri
 batches and DDP are weighted correctly.
 
 Reliability: a step with a non-finite loss or gradient is skipped, never applied
-(:mod:`glow_lightning.guard`); training noise depends only on (seed, batch counter, rank)
-(:mod:`glow_lightning.rng`), and the counter, the guard's counts and every rank's global RNG state
-travel in the checkpoint, so a resumed run repeats an uninterrupted one step for step.
+(:mod:`.guard`); training noise depends only on (seed, batch counter, rank) (:mod:`.rng`), and
+the counter, the guard's counts and every rank's global RNG state travel in the checkpoint, so
+a resumed run repeats an uninterrupted one step for step. The optimiser and schedule are
+:mod:`.optim`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import zlib
 from collections.abc import Iterator, Sequence
 from typing import Any, cast
@@ -27,7 +27,6 @@ from torch import Tensor
 from torchmetrics import MaxMetric, MeanMetric, Metric
 
 from glow_lightning.config import OptimConfig
-from glow_lightning.ema import EMA
 from glow_lightning.flows import (
     FlowConfig,
     FlowOutput,
@@ -36,12 +35,13 @@ from glow_lightning.flows import (
     compile_flow,
     data_init,
     is_initialised,
-    scale_parameters,
 )
 from glow_lightning.flows.spec import replace
-from glow_lightning.guard import NonFiniteGuard
 from glow_lightning.ops import bins_to_float, bits_per_dim, dequantize, level_bit_names, level_bits
-from glow_lightning.rng import gather_rng_states, set_local_rng_state, step_noise
+from glow_lightning.train.ema import EMA
+from glow_lightning.train.guard import NonFiniteGuard
+from glow_lightning.train.optim import Schedule, make_optimizer
+from glow_lightning.train.rng import gather_rng_states, set_local_rng_state, step_noise
 
 STAGES = ("train", "val", "test")
 STATE_KEY = "glow_lightning"  # checkpoint entry: batch counter, guard counts, per-rank RNG
@@ -291,60 +291,3 @@ class GlowModule(L.LightningModule):
         schedule = Schedule(cfg.warmup_steps, cfg.decay_steps, cfg.decay_fraction)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
-
-
-def parameter_groups(cfg: OptimConfig, flow: torch.nn.Module) -> list[dict[str, Any]]:
-    """One group with ``weight_decay``; with ``scale_l2 > 0`` the scale parameters
-    (:func:`~glow_lightning.flows.scale_parameters`) in a second group with that L2 instead."""
-    params = list(flow.parameters())
-    if not cfg.scale_l2:
-        return [{"params": params}]
-    scales = {id(p) for p in scale_parameters(flow)}
-    return [{"params": [p for p in params if id(p) not in scales]},
-            {"params": [p for p in params if id(p) in scales], "weight_decay": cfg.scale_l2}]
-
-
-def make_optimizer(cfg: OptimConfig, flow: torch.nn.Module) -> torch.optim.Optimizer:
-    """Adam with the fused kernel (one op for all parameters: a flow has hundreds of small
-    tensors, and the per-tensor loop costs more than the maths), Adamax with the multi-tensor
-    (``foreach``) path. Same update rule as the plain implementations."""
-    groups = parameter_groups(cfg, flow)
-    kwargs: dict[str, Any] = dict(lr=cfg.lr, betas=tuple(cfg.betas),
-                                  weight_decay=cfg.weight_decay)
-    on_device = all(p.device.type in ("cpu", "cuda") for p in flow.parameters())
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(groups, fused=on_device or None, **kwargs)
-    return torch.optim.Adamax(groups, foreach=True, **kwargs)
-
-
-class Schedule:
-    """:func:`lr_factor` as an object, so the scheduler's state dict stores ``decay_steps`` (a
-    plan made by :class:`~glow_lightning.budget.TimeBudget` survives a resume)."""
-
-    def __init__(self, warmup: int, decay_steps: int = 0, decay_fraction: float = 1.0) -> None:
-        self.warmup = warmup
-        self.decay_steps = decay_steps
-        self.decay_fraction = decay_fraction
-
-    def __call__(self, step: int) -> float:
-        return lr_factor(step, self.warmup, self.decay_steps, fraction=self.decay_fraction)
-
-
-def lr_factor(step: int, warmup: int, decay_steps: int = 0, floor: float = 0.0,
-              fraction: float = 1.0) -> float:
-    """Linear warmup over ``warmup`` steps, then constant, or (``decay_steps > 0``) a cosine decay
-    reaching ``floor`` at step ``decay_steps``. The decay spans the last ``fraction`` of the
-    steps after warmup (1: all of them; 0.3: constant, then a cosine over the last 30%).
-
-    >>> [round(lr_factor(s, warmup=2, decay_steps=6), 3) for s in (0, 1, 2, 4, 6, 9)]
-    [0.5, 1.0, 1.0, 0.5, 0.0, 0.0]
-    >>> [round(lr_factor(s, warmup=2, decay_steps=10, fraction=0.5), 3) for s in (5, 6, 8, 10)]
-    [1.0, 1.0, 0.5, 0.0]
-    """
-    if step < warmup:
-        return (step + 1) / warmup
-    if decay_steps <= warmup:
-        return 1.0
-    start = decay_steps - fraction * (decay_steps - warmup)
-    progress = min(1.0, max(0.0, step - start) / (decay_steps - start))
-    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))

@@ -21,27 +21,27 @@ import torch.distributed as dist
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 
-from glow_lightning.budget import TimeBudget
-from glow_lightning.checkpointing import (
+from glow_lightning.config import ExperimentConfig, to_dict, to_yaml
+from glow_lightning.errors import ConfigError, DataError, TrainingDiverged
+from glow_lightning.flows import FlowConfig, check
+from glow_lightning.train.budget import TimeBudget
+from glow_lightning.train.checkpointing import (
     AtomicCheckpointIO,
     StepCheckpoint,
     best_checkpoint,
     check_resumable,
     resolve_resume,
 )
-from glow_lightning.config import ExperimentConfig, to_dict, to_yaml
-from glow_lightning.errors import ConfigError, DataError, TrainingDiverged
-from glow_lightning.flows import FlowConfig, check
-from glow_lightning.launch import (
+from glow_lightning.train.launch import (
     end_launch,
     init_process_group,
     is_rank_zero,
     node_leader_first,
     shared,
 )
-from glow_lightning.module import GlowModule
-from glow_lightning.safe_load import check_checkpoint
-from glow_lightning.wandb_run import (
+from glow_lightning.train.module import GlowModule
+from glow_lightning.train.safe_load import check_checkpoint
+from glow_lightning.train.wandb_run import (
     CheckpointArtifacts,
     WandbSetup,
     finish,
@@ -114,7 +114,7 @@ def build_module(cfg: ExperimentConfig, image_shape: tuple[int, ...], num_classe
 
 
 def build_logger(cfg: ExperimentConfig, run_dir: Path, resume: str | None = None) -> Logger | bool:
-    """The configured logger (W&B: :mod:`glow_lightning.wandb_run`)."""
+    """The configured logger (W&B: :mod:`glow_lightning.train.wandb_run`)."""
     kind = cfg.logger.kind
     if kind == "none":
         return False

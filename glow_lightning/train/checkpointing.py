@@ -4,7 +4,7 @@
   renames it over ``<path>`` (``os.replace``), so a process killed mid-write leaves the previous
   checkpoint intact. (Lightning's own writer stages through the system temp folder and falls back
   to a copy when that lies on another file system, which is not atomic.) Every load is
-  weights-only (:mod:`glow_lightning.safe_load`).
+  weights-only (:mod:`glow_lightning.train.safe_load`).
 * :class:`StepCheckpoint` saves every N optimiser steps (else every epoch), keeps the newest
   ``keep`` of those files, ``last.ckpt`` beside them, and saves once more when training ends, so
   ``last.ckpt`` always holds the final state; :func:`best_checkpoint` keeps ``best.ckpt``, the
@@ -26,7 +26,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from glow_lightning.config import ExperimentConfig
 from glow_lightning.errors import ConfigError
-from glow_lightning.safe_load import load_checkpoint
+from glow_lightning.train.safe_load import load_checkpoint
 
 LAST = "last.ckpt"
 

@@ -1,0 +1,38 @@
+"""What the checkpoint-driven commands share: rebuild a module from its checkpoint alone, the
+experiment config it was trained with, a warning for non-finite samples.
+
+Checkpoints are loaded with ``weights_only=True``: loading never runs pickled code, and a file
+that carries other pickled objects is refused with one line
+(:mod:`glow_lightning.train.safe_load`).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from glow_lightning.config import ExperimentConfig, merge_config
+from glow_lightning.train.module import GlowModule
+from glow_lightning.train.safe_load import check_checkpoint
+
+
+def load_module(ckpt: str | Path, map_location: str = "cpu") -> GlowModule:
+    """Rebuild a GlowModule from its checkpoint alone (safe, weights-only load). Raises
+    CheckpointRefused for a missing, damaged or code-carrying file."""
+    check_checkpoint(ckpt)
+    module = GlowModule.load_from_checkpoint(str(ckpt), map_location=map_location,
+                                             weights_only=True)
+    return module.eval()
+
+
+def experiment_of(module: GlowModule, overrides: list[str]) -> ExperimentConfig:
+    """The experiment config stored in the checkpoint, with dotlist overrides applied."""
+    return merge_config(module.hparams.get("experiment") or {}, dotlist=overrides)
+
+
+def warn_nonfinite(bad: int, total: int, what: str) -> None:
+    """Print one warning line to stderr when ``bad`` of ``total`` values were NaN or inf."""
+    if bad:
+        print(f"warning: {what}: {bad} of {total} sample values were not finite (NaN or inf; "
+              "drawn as 0, mid-grey); try a lower temperature or another checkpoint",
+              file=sys.stderr)
