@@ -203,6 +203,7 @@ def phase_train_p(s: Settings, device: torch.device) -> dict:
                     "step_ms": round(1000 * seconds / s.timed, 2), "last_loss_bpd": loss,
                     "loss_finite": math.isfinite(loss)}
         results[name] = guarded(one)
+        free(device)  # also after a failure (out of memory, say)
     return {"config": {**s.config_p, "shape": list(s.shape), "coupling": "affine",
                        "permutation": "invconv_lu"},
             "batch": s.batch_p, "warmup_steps": s.warmup, "timed_steps": s.timed,
@@ -239,10 +240,13 @@ def phase_memory(s: Settings, device: torch.device) -> dict:
             free(device)
             return out
         results[name] = guarded(one)
+        free(device)
     out = {"config": {**s.config_p, "shape": list(s.shape)}, "batch": s.batch_p,
-           "what": "state: parameters and Adam state after a warm-up step (gradients freed); peak: "
-                   "torch.cuda.max_memory_allocated over the timed steps; activation = peak - "
-                   "state", "modes": results}
+           "what": "state: memory_allocated after a warm-up step with the gradients freed "
+                   "(parameters, Adam state, the batches); peak: max_memory_allocated over the "
+                   "timed steps; activation = peak - state (activations, gradients and "
+                   "temporaries of a step, as benchmarks/memprobe.py on CPU)",
+           "modes": results}
     if not cuda:
         out["reason"] = NO_CUDA
     return out
@@ -597,12 +601,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--keep-run", default=None, metavar="DIR",
                    help="run the command-line training in DIR and keep it (default: a "
                         "temporary folder, removed when the run succeeds)")
-    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch intra-op threads (default: torch's; 1 with --tiny)")
     p.add_argument("--phase", default=None, help=argparse.SUPPRESS)
     p.add_argument("--phase-out", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.compile_backend is None:
         args.compile_backend = "aot_eager" if args.tiny else "inductor"
+    if args.threads is None and args.tiny:
+        args.threads = 1  # tiny ops on a small CPU: a second thread only adds overhead
     unknown = set(args.phases.split(",")) - set(PHASES)
     if unknown:
         p.error(f"--phases: unknown {', '.join(sorted(unknown))}; known: {', '.join(PHASES)}")
