@@ -190,7 +190,36 @@ def load_config(overrides: list[str] | None = None) -> ExperimentConfig:
     files, dotlist = _split_selectors(list(overrides or []))
     if not files:
         files = [_experiment_file(DEFAULT_EXPERIMENT)]
-    return merge_config(*(_yaml(path) for path in files), dotlist=dotlist)
+    return merge_config(*(compose(path) for path in files), dotlist=dotlist)
+
+
+def _base_file(name: str, within: Path) -> Path:
+    """A ``base:`` entry: ``configs/base/<name>.yaml`` or ``configs/experiment/<name>.yaml``."""
+    if not name or Path(name).name != name or name in (".", ".."):
+        raise ConfigError(f"config file '{within}': base '{name}' must be the name of a file in "
+                          "configs/base/ or configs/experiment/ (no path)")
+    for folder in ("base", "experiment"):
+        path = configs_root() / folder / f"{name}.yaml"
+        if path.is_file():
+            return path
+    known = sorted(p.stem for p in (configs_root() / "base").glob("*.yaml"))
+    raise ConfigError(f"config file '{within}': unknown base '{name}'; configs/base/ holds "
+                      f"{', '.join(known)}, or name an experiment")
+
+
+def compose(path: Path, chain: tuple[Path, ...] = ()) -> DictConfig:
+    """The YAML file at ``path`` merged over its ``base:`` files (a name or a list, each composed
+    the same way, earlier bases first): an experiment states only what differs from its base."""
+    if path in chain:
+        loop = " -> ".join(p.stem for p in (*chain, path))
+        raise ConfigError(f"config files name each other as base in a loop: {loop}")
+    loaded = _yaml(path)
+    bases = loaded.pop("base", None) or []
+    names = [bases] if isinstance(bases, str) else list(bases)
+    parents = [compose(_base_file(str(n), path), (*chain, path)) for n in names]
+    merged = OmegaConf.merge(*parents, loaded) if parents else loaded
+    assert isinstance(merged, DictConfig)
+    return merged
 
 
 def merge_config(*sources: Any, dotlist: list[str] | None = None) -> ExperimentConfig:
