@@ -22,6 +22,7 @@ from glow_lightning.data import (
     build_datamodule,
 )
 from glow_lightning.data.benchmarks import digits_arrays
+from glow_lightning.data.identity import cached_revision
 from glow_lightning.data.schemas import check_hub_schema, hub_config
 from glow_lightning.errors import DataError
 from tests.data_helpers import hub_parquet, pixels, save_parquet_folder, table
@@ -74,8 +75,9 @@ def test_oord_folders_and_tars_load_with_their_split_sizes(tmp_path):
 
 def test_oord_needs_a_local_source_and_versions_are_checked(tmp_path):
     _one_line_error(r"imagenet32 data.version=oord is read from local files: point "
-                    r"data.source= at them \(download train_32x32.tar and valid_32x32.tar from "
-                    "image-net.org", ImageNet32DataModule(version="oord").setup)
+                    r"data.source= at local files \(download train_32x32.tar and "
+                    "valid_32x32.tar from image-net.org",
+                    ImageNet32DataModule(version="oord").setup)
     (tmp_path / "half" / "train_32x32").mkdir(parents=True)
     _one_line_error("has neither valid_32x32/ nor valid_32x32.tar",
                     ImageNet32DataModule(str(tmp_path / "half"), version="oord").setup)
@@ -103,6 +105,12 @@ def test_comparability_of_data_versions():
 def test_lsun_tower_error_says_how_to_get_local_data():
     message = _one_line_error("lsun_tower", LSUNTowerDataModule().prepare_data)
     assert "data.source=" in message and "tower_train_lmdb" in message
+
+
+def test_hub_revision_comes_from_the_datasets_cache_path():
+    sha = "0b2714987fa478483af9968de7c934580d0bb9a2"
+    files = [{"filename": f"/c/uoft-cs___cifar10/plain_text/0.0.0/{sha}/cifar10-train.arrow"}]
+    assert cached_revision(files) == sha and cached_revision([{"filename": "/c/x.arrow"}]) is None
 
 
 def test_digits_hold_out_500_disjoint_training_digits(digits_cache):

@@ -146,7 +146,7 @@ class ImageDataModule(Provenance, L.LightningDataModule):
 
     # -- loading -----------------------------------------------------------------------------
     def _source(self) -> str:
-        require_source(self.name, self.data_version, self.source)
+        require_source(self.name, self.data_version, self.source, self.default_source is not None)
         source = self.source or self.default_source
         if source is None:
             raise DataError(f"{self.name} has no default Hugging Face Hub dataset; "

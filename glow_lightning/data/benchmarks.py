@@ -164,8 +164,9 @@ def lsun_versions(category: str, hub_id: str | None, hub_note: str) -> tuple[Dat
 
 def lsun_hint(category: str) -> str:
     """How to turn LSUN's LMDB into data ``source`` can read."""
-    return (f"e.g. an image folder exported from {category}_train_lmdb with github.com/fyu/lsun: "
-            f"python data.py export {category}_train_lmdb --out_dir DIR --flat, or parquet")
+    return (f"e.g. export {category}_train_lmdb and {category}_val_lmdb with github.com/fyu/lsun, "
+            f"python data.py export <lmdb> --out_dir DIR/train (DIR/validation) --flat, and "
+            "point at DIR; or parquet files named train-*/validation-*")
 
 
 class LSUNBedroomDataModule(LSUNDataModule):

@@ -35,12 +35,12 @@ HUB_SCHEMAS: dict[str, HubSchema] = {
     "uoft-cs/cifar10": HubSchema("img", "label", {"train": 50_000, "test": 10_000}, 10),
     "benjamin-paine/imagenet-1k-32x32": HubSchema(
         "image", "label", {"train": 1_281_167, "validation": 50_000, "test": 100_000}, 1000,
-        "the validation split is the test set of the papers (ImageNet's test labels are "
-        "withheld)"),
+        "ILSVRC-2012 centre-cropped and Lanczos-resized, not van den Oord's downsampled "
+        "ImageNet of the papers (data.version=oord); its validation split serves as the test"),
     "benjamin-paine/imagenet-1k-64x64": HubSchema(
         "image", "label", {"train": 1_281_167, "validation": 50_000, "test": 100_000}, 1000,
-        "the validation split is the test set of the papers (ImageNet's test labels are "
-        "withheld)"),
+        "ILSVRC-2012 centre-cropped and Lanczos-resized, not van den Oord's downsampled "
+        "ImageNet of the papers (data.version=oord); its validation split serves as the test"),
     "pcuenq/lsun-bedrooms": HubSchema(
         "image", None, {"train": 287_968, "test": 15_157}, 0,
         "a 10% sample of LSUN bedroom (303,125 of its 3,033,042 training images); its test "

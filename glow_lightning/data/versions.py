@@ -42,12 +42,14 @@ def find_version(dataset: str, versions: tuple[DataVersion, ...], requested: str
                     "(or null: the dataset's default)")
 
 
-def require_source(dataset: str, version: DataVersion, source: str | None) -> None:
+def require_source(dataset: str, version: DataVersion, source: str | None,
+                   has_hub_copy: bool = True) -> None:
     """A local-only version needs ``data.source``; say where to get the data when it is unset."""
     if version.local and source is None:
         where = f" ({version.how_to_get})" if version.how_to_get else ""
-        raise DataError(f"{dataset} data.version={version.name} is read from local files: "
-                        f"point data.source= at them{where}")
+        what = (f"data.version={version.name} is read from local files" if has_hub_copy
+                else "has no Hugging Face Hub copy")
+        raise DataError(f"{dataset} {what}: point data.source= at local files{where}")
 
 
 def comparability_note(dataset: str, version: DataVersion, paper_bpd: float | None = None
