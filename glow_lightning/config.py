@@ -25,7 +25,7 @@ DEFAULT_EXPERIMENT = "digits_glow"
 
 @dataclass
 class DataConfig:
-    name: str = "digits"  # digits | mnist | cifar10 | imagenet32 | imagenet64 | lsun_* | celebahq
+    name: str = "digits"  # digits | mnist | cifar10 | imagenet32/64 | lsun_* | celebahq | svhn ...
     source: str | None = None  # Hub id, save_to_disk folder, parquet file(s) or image folder
     image_column: str | None = None
     label_column: str | None = None
@@ -35,7 +35,8 @@ class DataConfig:
     eval_batch_size: int | None = None
     num_workers: int | None = None  # None: worker processes where images are decoded per item
     streaming: bool = False  # read the source as streams (Hub ids too big to download)
-    val_size: int = 0
+    val_size: int | None = None  # held out of train; None: the dataset's default; 0: val = test
+    version: str | None = None  # which copy of the data (imagenet*: hub | oord); None: default
     seed: int = 0
     augment: bool = False
     cache_dir: str | None = None
@@ -253,6 +254,8 @@ def validate(cfg: ExperimentConfig) -> None:
     _check(cfg.data.n_bits is None or 1 <= cfg.data.n_bits <= 8,
            f"data.n_bits={cfg.data.n_bits} must be in 1..8 (or null: the dataset's own)")
     _check(cfg.data.batch_size >= 1, f"data.batch_size={cfg.data.batch_size} must be >= 1")
+    _check(cfg.data.val_size is None or cfg.data.val_size >= 0,
+           f"data.val_size={cfg.data.val_size} must be >= 0 (or null: the dataset's default)")
     _check(cfg.optim.optimizer in ("adamax", "adam"),
            f"optim.optimizer='{cfg.optim.optimizer}' must be one of adamax, adam")
     _check(cfg.optim.lr > 0, f"optim.lr={cfg.optim.lr} must be > 0")

@@ -4,7 +4,9 @@
 ``(bins, labels, index)`` with bins uint8 (B, C, H, W) in [0, 2^n_bits), labels int64 (B,) and
 the images' indices in their split. Bad data raises :class:`~glow_lightning.errors.DataError`
 with a one-line message naming the fix. A new dataset is a subclass in ``benchmarks.py`` and a
-row in ``DATASETS``.
+row in ``DATASETS``. Each data module says which copy of the data it read
+(``identity()``, ``data.version``) and whether the papers' numbers were measured on it
+(``paper_comparable()``, ``comparability_note()``).
 """
 
 from typing import Any
@@ -22,6 +24,11 @@ from glow_lightning.data.benchmarks import (
     LSUNTowerDataModule,
     MNISTDataModule,
 )
+from glow_lightning.data.ood import (
+    DigitsInvertedDataModule,
+    DigitsNoiseDataModule,
+    SVHNDataModule,
+)
 from glow_lightning.data.samplers import ShardedEvalSampler, ShardedShuffleSampler
 from glow_lightning.errors import DataError
 
@@ -35,6 +42,9 @@ DATASETS: dict[str, type[ImageDataModule]] = {
     "lsun_tower": LSUNTowerDataModule,
     "lsun_church": LSUNChurchDataModule,
     "celebahq": CelebAHQDataModule,
+    "svhn": SVHNDataModule,  # out-of-distribution sets: glow_lightning.data.ood
+    "digits_inverted": DigitsInvertedDataModule,
+    "digits_noise": DigitsNoiseDataModule,
 }
 
 
@@ -51,6 +61,7 @@ def build_datamodule(name: str, **kwargs: Any) -> ImageDataModule:
 
 __all__ = [
     "DATASETS", "CIFAR10DataModule", "CelebAHQDataModule", "DataError", "DigitsDataModule",
+    "DigitsInvertedDataModule", "DigitsNoiseDataModule", "SVHNDataModule",
     "ImageDataModule", "ImageNet32DataModule", "ImageNet64DataModule", "LSUNBedroomDataModule",
     "LSUNChurchDataModule", "LSUNDataModule", "LSUNTowerDataModule", "MNISTDataModule",
     "ShardedEvalSampler", "ShardedShuffleSampler", "build_datamodule",
