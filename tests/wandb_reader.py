@@ -186,6 +186,14 @@ def read_config(run_dir: Path) -> dict[str, Any]:
     return config
 
 
+def read_run(run_dir: Path) -> Any:
+    """The run's last ``RunRecord`` (tags, ``run_group``, ``job_type``, ``notes``, ...)."""
+    found = [r.run for r in read_records(run_dir) if r.WhichOneof("record_type") == "run"]
+    if not found:
+        raise ValueError(f"{run_dir}: no run record")
+    return found[-1]
+
+
 def read_metric_definitions(run_dir: Path) -> dict[str, Any]:
     """``define_metric`` records by name (or glob): the MetricRecord messages."""
     found: dict[str, Any] = {}
