@@ -275,3 +275,32 @@ def test_checkpoints_become_artifacts_with_last_and_best_aliases(tmp_path, monke
     assert [sorted(a.aliases) for a in artifacts] == [["best", "latest"], ["last", "latest"]]
     files = {entry.path for a in artifacts for entry in a.manifest.contents}
     assert files == {"last.ckpt", "best.ckpt"}
+
+
+def test_a_time_budgets_plan_replaces_the_step_bound_in_the_config(tmp_path, monkeypatch):
+    """A budget far below two steps' time plans the end at its first measurement (step 2):
+    the config and summary say 2 planned steps, where the trainer's bound was 6."""
+    import lightning as L
+    from lightning.pytorch.loggers import WandbLogger
+
+    from glow_lightning.train.budget import TimeBudget
+    from glow_lightning.train.wandb_run import StepWandbLogger, WandbSetup
+    from tests.test_callbacks import TinyImages, tiny_module
+
+    isolate_wandb(monkeypatch, tmp_path / "wandb_env")
+    logger = StepWandbLogger(save_dir=str(tmp_path), offline=True, project="t")
+    assert isinstance(logger, WandbLogger)
+    trainer = L.Trainer(accelerator="cpu", devices=1, max_steps=6, limit_val_batches=1,
+                        default_root_dir=tmp_path, logger=logger, enable_progress_bar=False,
+                        enable_checkpointing=False,
+                        callbacks=[TimeBudget(1e-6, first_plan=2), WandbSetup()])
+    import wandb
+
+    try:
+        trainer.fit(tiny_module(), datamodule=TinyImages(n_train=64))
+    finally:
+        wandb.finish()
+    assert trainer.global_step == 2
+    run_dir = find_run_dir(tmp_path)
+    assert read_config(run_dir)["planned_steps"] == 2
+    assert read_summary(run_dir)["planned_steps"] == 2

@@ -200,26 +200,29 @@ class GlowModule(L.LightningModule):
         self._log_mean(stage, "accuracy", correct, on_step=stage == "train")
 
     def _update_bpd(self, stage: str, bpd: Tensor) -> None:
-        """Per-sample bpd into the stage's mean; non-finite training samples get weight 0, and a
-        training batch enters the epoch mean only once its step is applied
-        (:meth:`optimizer_step`): one huge but finite loss whose gradients overflow would
-        otherwise carry the epoch mean. Evaluation keeps every sample, so a broken model reads
-        as NaN."""
+        """Per-sample bpd into the stage's mean; evaluation keeps every sample, so a broken model
+        reads as NaN (training: :meth:`_log_train_bpd`)."""
         metric = cast(MeanMetric, self.metrics[f"{stage}_bpd"])
         if stage == "train":
-            finite = torch.isfinite(bpd)
-            values = torch.where(finite, bpd, torch.zeros_like(bpd))
-            self._pending_bpd = (values, finite.to(bpd.dtype))
-            size = bpd.shape[0]
-            self.log("train/bpd_step", values.sum() / finite.sum(), prog_bar=True, batch_size=size)
-            self.log("train/bpd_epoch", metric, on_step=False, on_epoch=True, batch_size=size)
+            self._log_train_bpd(metric, bpd)
             return
-        else:
-            metric.update(bpd)
-            worst = cast(MaxMetric, self.metrics[f"{stage}_bpd_worst"])
-            worst.update(bpd)
-            self.log(f"{stage}/bpd_worst", worst, on_epoch=True, batch_size=bpd.shape[0])
-        self.log(f"{stage}/bpd", metric, on_epoch=True, prog_bar=True, batch_size=bpd.shape[0])
+        metric.update(bpd)
+        worst = cast(MaxMetric, self.metrics[f"{stage}_bpd_worst"])
+        worst.update(bpd)
+        self.log(f"{stage}/bpd_worst", worst, on_epoch=True, batch_size=bpd.shape[0])
+        self.log(f"{stage}/bpd", metric, on_step=stage == "train", on_epoch=True,
+                 prog_bar=True, batch_size=bpd.shape[0])
+
+    def _log_train_bpd(self, metric: MeanMetric, bpd: Tensor) -> None:
+        """The batch's mean over its finite samples as ``train/bpd_step``; the batch enters the
+        epoch mean ``train/bpd_epoch`` only once its step is applied (:meth:`optimizer_step`):
+        a huge but finite loss whose gradients overflow would otherwise carry the epoch mean."""
+        finite = torch.isfinite(bpd)
+        values = torch.where(finite, bpd, torch.zeros_like(bpd))
+        self._pending_bpd = (values, finite.to(bpd.dtype))
+        size = bpd.shape[0]
+        self.log("train/bpd_step", values.sum() / finite.sum(), prog_bar=True, batch_size=size)
+        self.log("train/bpd_epoch", metric, on_step=False, on_epoch=True, batch_size=size)
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         loss = self._shared_step(batch, "train")
