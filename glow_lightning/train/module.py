@@ -242,13 +242,16 @@ class GlowModule(L.LightningModule):
         """Forward and backward, then the step only if loss and gradients are finite on every
         rank; the EMA follows applied steps only."""
         loss = optimizer_closure() if optimizer_closure is not None else None
-        pending, self._pending_bpd = self._pending_bpd, None
-        if self.guard.should_skip(self.flow.parameters(), self._reduce_sum, self._check_grads()):
+        skip = self.guard.should_skip(self.flow.parameters(), self._reduce_sum,
+                                      self._check_grads())
+        if self._pending_bpd is not None:  # a skipped step's batch has weight 0 in the mean
+            values, weights = self._pending_bpd
+            cast(MeanMetric, self.metrics["train_bpd"]).update(values, weights * (not skip))
+            self._pending_bpd = None
+        if skip:
             optimizer.zero_grad(set_to_none=True)
             self._on_skip()
             return
-        if pending is not None:  # the batch's bpd enters the epoch mean: its step is applied
-            cast(MeanMetric, self.metrics["train_bpd"]).update(*pending)
         optimizer.step(closure=lambda: loss)  # the closure already ran; clipping happens inside
         if self.ema is not None:
             self.ema.update(self.flow)
