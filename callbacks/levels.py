@@ -1,5 +1,6 @@
 """Where the bits go: each level's prior term and log-det in bits/dim, after every validation
-and test, as a W&B table with a bar chart and as a PNG under ``media/levels/``.
+and test, as a W&B table with a bar chart and as a PNG under ``media/levels/`` (also on W&B as
+``{stage}/bits_per_level_plot``).
 
 The values are the module's synced ``val/bits_level{i}_prior`` / ``_logdet`` metrics
 (:func:`glow_lightning.ops.level_bits`); with ``bits_quantisation`` they sum to the bpd.
@@ -72,9 +73,12 @@ class LevelBits(Callback):
 
             table = wandb.Table(columns=COLUMNS, data=rows)
             chart = wandb.plot.bar(table, "level", "bits/dim", title=title)
-            logger.experiment.log({f"{stage}/bits_per_level": table,
-                                   f"{stage}/bits_per_level_chart": chart,
-                                   "trainer/global_step": trainer.global_step})
+            # W&B shows only the newest custom chart; the stacked prior/log-det picture is an
+            # image, so the media slider steps through every validation's
+            logger.log_metrics({f"{stage}/bits_per_level": table,
+                                f"{stage}/bits_per_level_chart": chart,
+                                f"{stage}/bits_per_level_plot": wandb.Image(str(path))},
+                               step=trainer.global_step)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._publish(trainer, "val")

@@ -2,7 +2,8 @@
 
 ``summary.json`` is what an offline user reads instead of the dashboard: the best and the last
 ``val/bpd`` (with their steps), the last validation's per-level bits, every ``test/*`` metric,
-the number of test images seen (summed over ranks), the steps trained and the parameter count.
+the number of test images seen (summed over ranks), the steps trained (and planned: a time
+budget's plan, else ``trainer.max_steps``) and the parameter count.
 It is rewritten after every validation and at test end, on rank zero.
 """
 
@@ -47,6 +48,8 @@ class RunSummary(Callback):
         flow = getattr(pl_module, "flow", pl_module)
         self.record.update(steps=trainer.global_step, epoch=trainer.current_epoch,
                            params=sum(p.numel() for p in flow.parameters()))
+        if trainer.max_steps > 0:  # a time budget's plan replaces the configured bound
+            self.record["planned_steps"] = trainer.max_steps
         path = Path(trainer.default_root_dir) / self.filename
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(self.record, indent=2, sort_keys=True) + "\n")

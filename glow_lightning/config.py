@@ -92,8 +92,9 @@ class TrainerConfig:
 class LoggerConfig:
     kind: str = "wandb"  # wandb | csv | tensorboard | none
     project: str = "glow-lightning"
-    group: str | None = None
-    tags: list[str] = field(default_factory=list)
+    group: str | None = None  # W&B group; default: the experiment's name
+    job_type: str = "train"  # W&B job type: train, ablation-cell, ...
+    tags: list[str] = field(default_factory=list)  # beside data/architecture/coupling/permutation
     mode: str = "auto"  # auto (offline unless an API key is configured) | offline | online
     log_checkpoints: bool = True
     extra_config: dict[str, Any] = field(default_factory=dict)  # more top-level W&B config keys

@@ -236,7 +236,8 @@ def test_each_cell_is_one_wandb_run_in_the_group_plus_a_summary_table(interrupte
         "realnvp", "affine", "realnvp")  # the cell's axes as top-level keys
     summary_dir = runs["out-summary"][-1][1]
     summary = read_summary(summary_dir)
-    assert summary["ablation/results"]["_type"] == "table-file"
+    for key in ("ablation/results", "ablation/summary", "ablation/claims"):  # tables render
+        assert summary[key]["_type"] == "table-file", (key, summary[key])
     assert {k for k in summary if k.startswith("test_bpd/")} == {"test_bpd/additive-reverse",
                                                                 "test_bpd/realnvp"}
     assert list((summary_dir / "files" / "media" / "table" / "ablation").glob("results_*.json"))

@@ -9,9 +9,11 @@ import math
 
 import pytest
 import torch
+from lightning.pytorch.callbacks import Callback
 
 from glow_lightning.config import load_config
 from glow_lightning.flows import Split, build_flow
+from glow_lightning.flows.actnorm import ActNorm
 from glow_lightning.ops import bits_per_dim, level_bits
 from glow_lightning.train.run import train
 from tests.flow_utils import brute_logdet, randomize
@@ -21,6 +23,7 @@ from tests.wandb_reader import (
     read_config,
     read_history,
     read_metric_definitions,
+    read_run,
     read_summary,
     summary_record,
 )
@@ -32,7 +35,33 @@ RUN = ["model.levels=2", "model.steps=1", "model.hidden_channels=8", "data.max_t
        "trainer.budget_minutes=null", "trainer.max_time=null",
        "trainer.check_val_every_n_epoch=2", "trainer.enable_progress_bar=false",
        "trainer.num_threads=1", "callbacks.num_samples=4", "callbacks.interpolation_pairs=2",
-       "run_name=dash"]
+       "trainer.log_every_n_steps=1", "notes=dashboard test", "run_name=dash"]
+SKIPPED = 6  # the step the guard skips (ForceSkip)
+
+
+class ForceSkip(Callback):
+    """Makes the batch after ``step`` a huge but finite loss (an ActNorm bias moved far off)
+    whose gradients are not finite, so the guard skips it; restores the bias afterwards."""
+
+    def __init__(self, step: int) -> None:
+        self.step, self.saved = step, None
+
+    def _bias(self, pl_module):
+        return next(m for m in pl_module.flow.modules() if isinstance(m, ActNorm)).bias
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step == self.step:
+            self.saved = self._bias(pl_module).detach().clone()
+            self._bias(pl_module).data += 100.0
+
+    def on_after_backward(self, trainer, pl_module):
+        if self.saved is not None:
+            self._bias(pl_module).grad.fill_(math.inf)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if self.saved is not None:
+            self._bias(pl_module).data.copy_(self.saved)
+            self.saved = None
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +69,8 @@ def dashboard(tmp_path_factory, digits_cache):
     root = tmp_path_factory.mktemp("dashboard")
     with pytest.MonkeyPatch.context() as mp:
         isolate_wandb(mp, root / "wandb_env")
-        train(load_config([*RUN, f"out_dir={root}", f"data.cache_dir={digits_cache}"]))
+        train(load_config([*RUN, f"out_dir={root}", f"data.cache_dir={digits_cache}"]),
+              extra_callbacks=[ForceSkip(SKIPPED - 1)])
     run_dir = root / "dash"
     return run_dir, find_run_dir(run_dir)
 
@@ -58,7 +88,8 @@ def test_metrics_have_step_axes_and_summaries(dashboard):
     _, wandb_dir = dashboard
     defined = read_metric_definitions(wandb_dir)
     assert defined["val/bpd"].step_metric == "trainer/global_step"
-    assert defined["val/bpd"].summary.min and defined["test/*"].summary.last
+    assert defined["val/bpd"].summary.min
+    assert defined["test/*"].step_metric == "trainer/global_step"
     assert defined["train/*"].step_metric == "trainer/global_step"
     assert "epoch" in defined
     history = [r["val/bpd"] for r in read_history(wandb_dir) if "val/bpd" in r]
@@ -79,6 +110,86 @@ def test_one_copy_of_the_config_with_groupable_keys(dashboard):
     assert config["model"]["architecture"] == "glow" and config["seed"] == 0
     assert config["params"] == sum(p.numel() for p in build_flow(
         (1, 32, 32), levels=2, steps=1, hidden_channels=8).parameters())
+
+
+def test_training_health_is_on_the_dashboard(dashboard):
+    """Learning rate (warmup from 0), gradient norm before clipping, clip fraction, step time and
+    images/s, per optimiser step."""
+    _, wandb_dir = dashboard
+    rows = read_history(wandb_dir)
+    lr = [r["train/lr"] for r in rows if "train/lr" in r]
+    assert lr[0] < lr[-1] and len(lr) >= 20  # the warmup ramps it up
+    norms = [r["train/grad_norm"] for r in rows if "train/grad_norm" in r]
+    assert len(norms) >= 20 and all(math.isfinite(n) and n > 0 for n in norms)
+    clipped = [r["train/clip_fraction"] for r in rows if "train/clip_fraction" in r]
+    assert clipped and all(0.0 <= c <= 1.0 for c in clipped)
+    speed = [r for r in rows if "train/step_time" in r]
+    assert len(speed) >= 15
+    for r in speed:  # one process: the total is this process's rate
+        assert r["train/images_per_s"] == pytest.approx(16 / r["train/step_time"], rel=1e-4)
+        assert r["train/images_per_s_total"] == pytest.approx(r["train/images_per_s"])
+    assert not any("train/loss" in r for r in rows)  # unconditional: it is train/bpd_step
+
+
+def test_history_steps_never_go_backwards(dashboard):
+    _, wandb_dir = dashboard
+    steps = [r["trainer/global_step"] for r in read_history(wandb_dir)]
+    assert steps == sorted(steps) and len(set(steps)) == len(steps)  # one row per step
+    assert [r["_step"] for r in read_history(wandb_dir)] == steps  # the media slider's axis
+
+
+def test_every_key_of_a_validation_at_the_checkpoints_step(dashboard):
+    run_dir, wandb_dir = dashboard
+    keys = ("val/bpd", "val/bpd_worst", "val/bits_level0", "val/recon_error", "samples/T0.70",
+            "samples/temperatures", "interpolations", "val/bits_per_level",
+            "val/bits_per_level_chart_table", "val/bits_per_level_plot")
+    rows = [r for r in read_history(wandb_dir) if any(k in r for k in keys)]
+    assert [r["trainer/global_step"] for r in rows] == [8, 16, 24]
+    for r in rows:
+        assert set(keys) <= r.keys(), (r["trainer/global_step"], set(keys) - r.keys())
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["val/last"]["step"] == summary["steps"] == rows[-1]["trainer/global_step"]
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    assert sorted(p.name for p in run_dir.glob("media/samples/*_temperatures.png")) == [
+        f"step{s:07d}_temperatures.png" for s in (8, 16, 24)]
+
+
+def test_tables_and_images_stay_references_in_the_summary(dashboard):
+    _, wandb_dir = dashboard
+    summary = read_summary(wandb_dir)
+    for stage in ("val", "test"):
+        for key in (f"{stage}/bits_per_level", f"{stage}/bits_per_level_chart_table"):
+            assert summary[key]["_type"] == "table-file", (key, summary[key])
+            assert isinstance(summary[key]["path"], str) and summary[key]["ncols"] == 4
+        plot = summary[f"{stage}/bits_per_level_plot"]
+        assert plot["_type"] == "image-file" and plot["path"].endswith(".png")
+    assert isinstance(summary["test/bpd"], float)
+
+
+def test_a_skipped_step_is_an_event_and_stays_out_of_the_epoch_mean(dashboard):
+    _, wandb_dir = dashboard
+    rows = read_history(wandb_dir)
+    (skipped,) = [r for r in rows if r["trainer/global_step"] == SKIPPED]
+    assert skipped["train/bpd_step"] > 1000  # the forced batch: huge, finite
+    assert [r["trainer/global_step"] for r in rows if r.get("train/skipped")] == [SKIPPED]
+    assert skipped["train/skipped_steps"] == 1
+    epoch = [r["train/bpd_epoch"] for r in rows if "train/bpd_epoch" in r]
+    assert len(epoch) == 6 and all(math.isfinite(v) and v < 20 for v in epoch), epoch
+    assert read_summary(wandb_dir)["train/skipped_at"] == [SKIPPED]
+
+
+def test_the_run_says_what_ran(dashboard):
+    run_dir, wandb_dir = dashboard
+    run = read_run(wandb_dir)
+    assert {"data:digits", "architecture:glow", "coupling:affine",
+            "permutation:invconv_lu"} <= set(run.tags)
+    assert run.run_group == "digits_glow" and run.job_type == "train"
+    assert run.notes == "dashboard test"
+    config = read_config(wandb_dir)
+    assert config["planned_steps"] == 24 and "decay_end_step" in config
+    assert "realnvp" not in config["model"]  # a Glow run: no RealNVP settings
+    assert json.loads((run_dir / "summary.json").read_text()).get("planned_steps") is None
+    assert "realnvp" in (run_dir / "config.yaml").read_text()  # the resumable copy stays whole
 
 
 def test_per_level_bits_sum_to_the_bpd(dashboard):
@@ -164,3 +275,32 @@ def test_checkpoints_become_artifacts_with_last_and_best_aliases(tmp_path, monke
     assert [sorted(a.aliases) for a in artifacts] == [["best", "latest"], ["last", "latest"]]
     files = {entry.path for a in artifacts for entry in a.manifest.contents}
     assert files == {"last.ckpt", "best.ckpt"}
+
+
+def test_a_time_budgets_plan_replaces_the_step_bound_in_the_config(tmp_path, monkeypatch):
+    """A budget far below two steps' time plans the end at its first measurement (step 2):
+    the config and summary say 2 planned steps, where the trainer's bound was 6."""
+    import lightning as L
+    from lightning.pytorch.loggers import WandbLogger
+
+    from glow_lightning.train.budget import TimeBudget
+    from glow_lightning.train.wandb_run import StepWandbLogger, WandbSetup
+    from tests.test_callbacks import TinyImages, tiny_module
+
+    isolate_wandb(monkeypatch, tmp_path / "wandb_env")
+    logger = StepWandbLogger(save_dir=str(tmp_path), offline=True, project="t")
+    assert isinstance(logger, WandbLogger)
+    trainer = L.Trainer(accelerator="cpu", devices=1, max_steps=6, limit_val_batches=1,
+                        default_root_dir=tmp_path, logger=logger, enable_progress_bar=False,
+                        enable_checkpointing=False,
+                        callbacks=[TimeBudget(1e-6, first_plan=2), WandbSetup()])
+    import wandb
+
+    try:
+        trainer.fit(tiny_module(), datamodule=TinyImages(n_train=64))
+    finally:
+        wandb.finish()
+    assert trainer.global_step == 2
+    run_dir = find_run_dir(tmp_path)
+    assert read_config(run_dir)["planned_steps"] == 2
+    assert read_summary(run_dir)["planned_steps"] == 2

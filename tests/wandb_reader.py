@@ -186,6 +186,14 @@ def read_config(run_dir: Path) -> dict[str, Any]:
     return config
 
 
+def read_run(run_dir: Path) -> Any:
+    """The run's last ``RunRecord`` (tags, ``run_group``, ``job_type``, ``notes``, ...)."""
+    found = [r.run for r in read_records(run_dir) if r.WhichOneof("record_type") == "run"]
+    if not found:
+        raise ValueError(f"{run_dir}: no run record")
+    return found[-1]
+
+
 def read_metric_definitions(run_dir: Path) -> dict[str, Any]:
     """``define_metric`` records by name (or glob): the MetricRecord messages."""
     found: dict[str, Any] = {}
@@ -205,3 +213,41 @@ def summary_record(run_dir: Path, key: str) -> Any:
                 if (item.key or "/".join(item.nested_key)) == key:
                     value = json.loads(item.value_json)
     return value
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, dict):
+        return str(value.get("_type", "{…}")) + (f" {value['path']}" if "path" in value else "")
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)[:60]
+
+
+def describe(run_dir: Path) -> str:
+    """What a W&B run holds, as markdown: its identity, the planned steps, and one table row per
+    history key (rows logged, first and last ``trainer/global_step``, the summary's entry)."""
+    run, config, summary = read_run(run_dir), read_config(run_dir), read_summary(run_dir)
+    rows = read_history(run_dir)
+    steps: dict[str, list[int]] = {}
+    for row in rows:
+        for key in row:
+            if not key.startswith("_"):
+                steps.setdefault(key, []).append(int(row.get("trainer/global_step", -1)))
+    lines = [f"run `{run.display_name}` ({run.run_id}): group `{run.run_group}`, job type "
+             f"`{run.job_type}`, tags {sorted(run.tags)}, notes {run.notes!r}",
+             f"config: planned_steps {config.get('planned_steps')}, decay_end_step "
+             f"{config.get('decay_end_step')}, params {config.get('params')}; {len(rows)} "
+             "history rows", "", "| key | rows | first step | last step | summary |",
+             "|---|---|---|---|---|"]
+    for key in sorted(steps):
+        at = steps[key]
+        lines.append(f"| `{key}` | {len(at)} | {at[0]} | {at[-1]} | "
+                     f"{_short(summary.get(key, ''))} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m tests.wandb_reader runs/<run>
+    for found in find_run_dirs(Path(sys.argv[1])) if len(sys.argv) == 2 else []:
+        print(describe(found), end="\n\n")
+    if len(sys.argv) != 2:
+        print("usage: python -m tests.wandb_reader <run directory or W&B run folder>")

@@ -63,6 +63,7 @@ def cell_config(words: list[str], cell: Cell, seed: int, budget: Budget, out: Pa
     cfg.resume = "auto"
     cfg.out_dir = str(Path(out) / "runs")
     cfg.logger.group = group
+    cfg.logger.job_type = "ablation-cell"
     tags = {*cfg.logger.tags, "ablation", *cell.tags(), f"seed:{seed}"}
     cfg.logger.tags = sorted(t if len(t) <= MAX_TAG else t[: MAX_TAG - 1] + "…" for t in tags)
     cfg.logger.extra_config = {**cell.columns(), "ablation_seed": seed}

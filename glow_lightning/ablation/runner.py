@@ -31,7 +31,7 @@ from glow_lightning.ablation.report import (
     write_markdown,
 )
 from glow_lightning.ablation.stats import Verdict, figure3_claims, late_rankings
-from glow_lightning.ablation.sweep import write_sweep
+from glow_lightning.ablation.sweep import write_sweep, write_train_sweeps
 from glow_lightning.ablation.wandb_summary import inside_sweep, log_summary_run
 from glow_lightning.config import load_config
 from glow_lightning.train.launch import is_rank_zero
@@ -108,6 +108,15 @@ def write_sweep_file(ab: Ablation) -> Path:
     project = load_config([*ab.words, *ab.overrides]).logger.project
     return write_sweep(ab.out / "sweep.yaml", ab.cells, ab.seeds, ab.sweep_words, ab.group,
                        project)
+
+
+def write_train_sweep_files(ab: Ablation) -> list[Path]:
+    """``<out>/sweep_train_<block>.yaml``: the grid as sweeps of ``glow-lightning train`` runs
+    (see :mod:`glow_lightning.ablation.sweep`), grouped, tagged and typed like the cells."""
+    project = load_config([*ab.words, *ab.overrides]).logger.project
+    tail = [*ab.overrides, *ab.budget.overrides(), f"out_dir={ab.out / 'sweep-runs'}",
+            f"logger.group={ab.group}", "logger.job_type=ablation-cell", "logger.tags=[ablation]"]
+    return write_train_sweeps(ab.out, ab.cells, ab.seeds, (ab.words, tail), ab.group, project)
 
 
 def run_grid(ab: Ablation, log: Callable[[str], None] = print) -> list[dict[str, Any]]:

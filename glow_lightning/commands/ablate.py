@@ -4,13 +4,16 @@
     glow-lightning ablate experiment=cifar10_glow budget_steps=20000 seeds=3 out=runs/abl-c10
     glow-lightning ablate cells=additive-reverse,realnvp budget_minutes=1 seeds=1 out=/tmp/a
     glow-lightning ablate cell=affine-invconv seed=1 ...     # one cell, one seed (sweep runs)
+    glow-lightning ablate sweep=wandb out=runs/abl            # W&B sweeps of `train` runs
 
 Own keys: ``ablation=`` (a configs/ablation name or YAML path; the default ``digits`` applies
 when neither ``ablation=``, ``experiment=`` nor ``config=`` is given), ``budget_steps=``,
 ``budget_minutes=``, ``seeds=`` (a count: seeds 0..n-1), ``cells=`` / ``cell=`` (restrict the
 grid), ``out=``, ``group=`` (W&B group; default: the name of ``out``), ``sweep_only=true`` (write
-``<out>/sweep.yaml`` and stop), ``dry_run=true`` (every cell, seed 0, a few steps on a few images,
-no logger: a cluster grid cannot fail on a config error in its last cell). ``seed=`` pins one seed.
+``<out>/sweep.yaml`` and stop), ``sweep=wandb`` (write ``<out>/sweep_train_<glow|realnvp>.yaml``,
+W&B grid sweeps of ``glow-lightning train`` runs over the grid's config keys, and stop),
+``dry_run=true`` (every cell, seed 0, a few steps on a few images, no logger: a cluster grid
+cannot fail on a config error in its last cell). ``seed=`` pins one seed.
 Every other word is a config override for every cell, applied after the ablation file (its
 ``cell_overrides`` included); the grid's own keys (architecture, coupling, permutation) are refused.
 """
@@ -34,7 +37,7 @@ HELP = ("coupling x permutation grid + RealNVP x seeds: [ablation=digits] "
 DEFAULT_ABLATION = "digits"
 GRID_KEYS = ("model.architecture", "model.coupling", "model.permutation")
 OWN = ("ablation", "budget_steps", "budget_minutes", "seeds", "cells", "cell", "out", "group",
-       "sweep_only", "dry_run")
+       "sweep_only", "dry_run", "sweep")
 DRY_RUN = ["data.max_train=8", "data.max_test=2", "data.batch_size=2", "data.eval_batch_size=2",
            "data.val_size=0", "data.num_workers=0", "trainer.devices=1", "trainer.num_nodes=1",
            "trainer.strategy=auto", "trainer.limit_val_batches=1", "trainer.max_time=null",
@@ -128,11 +131,19 @@ def claim_label(lower: str, higher: str) -> str:
 
 
 def main(words: Sequence[str]) -> int:
-    from glow_lightning.ablation import run_grid, write_sweep_file
+    from glow_lightning.ablation import run_grid, write_sweep_file, write_train_sweep_files
     from glow_lightning.train.launch import is_rank_zero
 
     ablation = plan(words)
     ablation.out.mkdir(parents=True, exist_ok=True)
+    sweep = _split(words)[0].get("sweep")
+    if sweep is not None:
+        if sweep != "wandb":
+            raise ConfigError(f"sweep={sweep!r} is not known; use sweep=wandb (W&B sweep files "
+                              "of glow-lightning train runs) or leave it out")
+        for path in write_train_sweep_files(ablation):
+            print(f"wrote {path}")
+        return 0
     if parse_flag(_split(words)[0], "sweep_only"):
         print(f"wrote {write_sweep_file(ablation)}")
         return 0

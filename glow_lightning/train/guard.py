@@ -18,13 +18,17 @@ from torch import Tensor
 Reduce = Callable[[Tensor], Tensor]
 
 
-def grads_finite(parameters: Iterable[torch.nn.Parameter]) -> Tensor:
-    """0-d bool tensor: True when every gradient entry is finite (no host sync)."""
+def grad_norm(parameters: Iterable[torch.nn.Parameter]) -> Tensor:
+    """0-d tensor: the global L2 norm of every gradient (0 without any; no host sync)."""
     grads = [p.grad for p in parameters if p.grad is not None]
     if not grads:
-        return torch.tensor(True)
-    norm = torch.nn.utils.get_total_norm(grads, error_if_nonfinite=False, foreach=None)
-    return torch.isfinite(norm)
+        return torch.tensor(0.0)
+    return torch.nn.utils.get_total_norm(grads, error_if_nonfinite=False, foreach=None)
+
+
+def grads_finite(parameters: Iterable[torch.nn.Parameter]) -> Tensor:
+    """0-d bool tensor: True when every gradient entry is finite (no host sync)."""
+    return torch.isfinite(grad_norm(parameters))
 
 
 class NonFiniteGuard:

@@ -91,6 +91,7 @@ class GlowModule(L.LightningModule):
         self.noise_seed = seed
         self.train_batches = 0  # training batches seen, skipped ones included; seeds the noise
         self._pending_rng: Tensor | None = None
+        self._pending_bpd: tuple[Tensor, Tensor] | None = None  # (values, weights) of the batch
         object.__setattr__(self, "_init_done", False)
         if compile:
             compile_flow(self.flow)  # in place: checkpoints keep one copy of the weights
@@ -199,26 +200,36 @@ class GlowModule(L.LightningModule):
         self._log_mean(stage, "accuracy", correct, on_step=stage == "train")
 
     def _update_bpd(self, stage: str, bpd: Tensor) -> None:
-        """Per-sample bpd into the stage's mean; non-finite training samples get weight 0 (their
-        step is skipped), evaluation keeps them so a broken model reads as NaN."""
+        """Per-sample bpd into the stage's mean; evaluation keeps every sample, so a broken model
+        reads as NaN (training: :meth:`_log_train_bpd`)."""
         metric = cast(MeanMetric, self.metrics[f"{stage}_bpd"])
         if stage == "train":
-            finite = torch.isfinite(bpd)
-            # forward, not update: it also keeps this batch's mean for the per-step log
-            metric(torch.where(finite, bpd, torch.zeros_like(bpd)), finite.to(bpd.dtype))
-        else:
-            metric.update(bpd)
-            worst = cast(MaxMetric, self.metrics[f"{stage}_bpd_worst"])
-            worst.update(bpd)
-            self.log(f"{stage}/bpd_worst", worst, on_epoch=True, batch_size=bpd.shape[0])
+            self._log_train_bpd(metric, bpd)
+            return
+        metric.update(bpd)
+        worst = cast(MaxMetric, self.metrics[f"{stage}_bpd_worst"])
+        worst.update(bpd)
+        self.log(f"{stage}/bpd_worst", worst, on_epoch=True, batch_size=bpd.shape[0])
         self.log(f"{stage}/bpd", metric, on_step=stage == "train", on_epoch=True,
                  prog_bar=True, batch_size=bpd.shape[0])
+
+    def _log_train_bpd(self, metric: MeanMetric, bpd: Tensor) -> None:
+        """The batch's mean over its finite samples as ``train/bpd_step``; the batch enters the
+        epoch mean ``train/bpd_epoch`` only once its step is applied (:meth:`optimizer_step`):
+        a huge but finite loss whose gradients overflow would otherwise carry the epoch mean."""
+        finite = torch.isfinite(bpd)
+        values = torch.where(finite, bpd, torch.zeros_like(bpd))
+        self._pending_bpd = (values, finite.to(bpd.dtype))
+        size = bpd.shape[0]
+        self.log("train/bpd_step", values.sum() / finite.sum(), prog_bar=True, batch_size=size)
+        self.log("train/bpd_epoch", metric, on_step=False, on_epoch=True, batch_size=size)
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         loss = self._shared_step(batch, "train")
         self.train_batches += 1
         self.guard.note_loss(loss)
-        self.log("train/loss", loss, batch_size=batch[0].shape[0])
+        if self.num_classes:  # else the loss is train/bpd_step
+            self.log("train/loss", loss, batch_size=batch[0].shape[0])
         return loss
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
@@ -231,7 +242,13 @@ class GlowModule(L.LightningModule):
         """Forward and backward, then the step only if loss and gradients are finite on every
         rank; the EMA follows applied steps only."""
         loss = optimizer_closure() if optimizer_closure is not None else None
-        if self.guard.should_skip(self.flow.parameters(), self._reduce_sum, self._check_grads()):
+        skip = self.guard.should_skip(self.flow.parameters(), self._reduce_sum,
+                                      self._check_grads())
+        if self._pending_bpd is not None:  # a skipped step's batch has weight 0 in the mean
+            values, weights = self._pending_bpd
+            cast(MeanMetric, self.metrics["train_bpd"]).update(values, weights * (not skip))
+            self._pending_bpd = None
+        if skip:
             optimizer.zero_grad(set_to_none=True)
             self._on_skip()
             return
@@ -290,4 +307,5 @@ class GlowModule(L.LightningModule):
         opt = make_optimizer(cfg, self.flow)
         schedule = Schedule(cfg.warmup_steps, cfg.decay_steps, cfg.decay_fraction)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step",
+                                                   "name": "train/lr"}}

@@ -32,6 +32,7 @@ from glow_lightning.train.checkpointing import (
     check_resumable,
     resolve_resume,
 )
+from glow_lightning.train.health import health_callbacks
 from glow_lightning.train.launch import (
     end_launch,
     init_process_group,
@@ -185,6 +186,7 @@ def experiment_callbacks(cfg: ExperimentConfig, run_dir: Path) -> list[Callback]
 
     budget = [TimeBudget(cfg.trainer.budget_minutes)] if cfg.trainer.budget_minutes else []
     dashboard: list[Callback] = [WandbSetup()] if cfg.logger.kind == "wandb" else []
+    dashboard += health_callbacks(cfg)
     if uploads_checkpoints(cfg):
         dashboard.append(CheckpointArtifacts(run_dir / "checkpoints"))
     return [*checkpoint_callbacks(cfg, run_dir), *budget, *dashboard,
