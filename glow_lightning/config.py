@@ -26,7 +26,7 @@ DEFAULT_EXPERIMENT = "digits_glow"
 
 @dataclass
 class DataConfig:
-    name: str = "digits"  # digits | mnist | cifar10 | imagenet32 | imagenet64 | lsun_* | celebahq
+    name: str = "digits"  # digits | mnist | cifar10 | imagenet32/64 | lsun_* | celebahq | svhn ...
     source: str | None = None  # Hub id, save_to_disk folder, parquet file(s) or image folder
     image_column: str | None = None
     label_column: str | None = None
@@ -36,7 +36,8 @@ class DataConfig:
     eval_batch_size: int | None = None
     num_workers: int | None = None  # None: worker processes where images are decoded per item
     streaming: bool = False  # read the source as streams (Hub ids too big to download)
-    val_size: int = 0
+    val_size: int | None = None  # held out of train; None: the dataset's default; 0: val = test
+    version: str | None = None  # which copy of the data (imagenet*: hub | oord); None: default
     seed: int = 0
     augment: bool = False
     cache_dir: str | None = None
@@ -191,7 +192,36 @@ def load_config(overrides: list[str] | None = None) -> ExperimentConfig:
     files, dotlist = _split_selectors(list(overrides or []))
     if not files:
         files = [_experiment_file(DEFAULT_EXPERIMENT)]
-    return merge_config(*(_yaml(path) for path in files), dotlist=dotlist)
+    return merge_config(*(compose(path) for path in files), dotlist=dotlist)
+
+
+def _base_file(name: str, within: Path) -> Path:
+    """A ``base:`` entry: ``configs/base/<name>.yaml`` or ``configs/experiment/<name>.yaml``."""
+    if not name or Path(name).name != name or name in (".", ".."):
+        raise ConfigError(f"config file '{within}': base '{name}' must be the name of a file in "
+                          "configs/base/ or configs/experiment/ (no path)")
+    for folder in ("base", "experiment"):
+        path = configs_root() / folder / f"{name}.yaml"
+        if path.is_file():
+            return path
+    known = sorted(p.stem for p in (configs_root() / "base").glob("*.yaml"))
+    raise ConfigError(f"config file '{within}': unknown base '{name}'; configs/base/ holds "
+                      f"{', '.join(known)}, or name an experiment")
+
+
+def compose(path: Path, chain: tuple[Path, ...] = ()) -> DictConfig:
+    """The YAML file at ``path`` merged over its ``base:`` files (a name or a list, each composed
+    the same way, earlier bases first): an experiment states only what differs from its base."""
+    if path in chain:
+        loop = " -> ".join(p.stem for p in (*chain, path))
+        raise ConfigError(f"config files name each other as base in a loop: {loop}")
+    loaded = _yaml(path)
+    bases = loaded.pop("base", None) or []
+    names = [bases] if isinstance(bases, str) else list(bases)
+    parents = [compose(_base_file(str(n), path), (*chain, path)) for n in names]
+    merged = OmegaConf.merge(*parents, loaded) if parents else loaded
+    assert isinstance(merged, DictConfig)
+    return merged
 
 
 def merge_config(*sources: Any, dotlist: list[str] | None = None) -> ExperimentConfig:
@@ -225,6 +255,8 @@ def validate(cfg: ExperimentConfig) -> None:
     _check(cfg.data.n_bits is None or 1 <= cfg.data.n_bits <= 8,
            f"data.n_bits={cfg.data.n_bits} must be in 1..8 (or null: the dataset's own)")
     _check(cfg.data.batch_size >= 1, f"data.batch_size={cfg.data.batch_size} must be >= 1")
+    _check(cfg.data.val_size is None or cfg.data.val_size >= 0,
+           f"data.val_size={cfg.data.val_size} must be >= 0 (or null: the dataset's default)")
     _check(cfg.optim.optimizer in ("adamax", "adam"),
            f"optim.optimizer='{cfg.optim.optimizer}' must be one of adamax, adam")
     _check(cfg.optim.lr > 0, f"optim.lr={cfg.optim.lr} must be > 0")

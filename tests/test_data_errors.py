@@ -50,7 +50,8 @@ def test_unreachable_hub_points_at_local_sources():
                       CIFAR10DataModule().prepare_data)
     assert "data.source=/path/to/folder" in message and "parquet" in message
     _raises("'someone/missing'", _setup, MNISTDataModule("someone/missing"))
-    _raises("lsun_tower has no default Hugging Face Hub dataset", _setup, LSUNTowerDataModule())
+    _raises(r"lsun_tower has no Hugging Face Hub copy: point data.source= at local files \(e.g. "
+            "export tower_train_lmdb and tower_val_lmdb", _setup, LSUNTowerDataModule())
 
 
 def test_missing_columns(tmp_path):

@@ -60,7 +60,7 @@ def test_mnist_pads_to_32_and_reduces_bits(tmp_path, n_bits):
 def test_mnist_tiles_channels_and_shifts_train_only(tmp_path):
     same = np.repeat(pixels(1, 28), 64, axis=0)  # one digit, 64 times
     source = save_disk(tmp_path / "same", table(same, [0] * 64), table(same[:4], [0] * 4))
-    dm = MNISTDataModule(source, tile_channels=True, augment=True, batch_size=64)
+    dm = MNISTDataModule(source, tile_channels=True, augment=True, batch_size=64, val_size=0)
     assert dm.image_shape == (3, 32, 32)
     bins, _ = _check_batch(dm, 8)
     original, _ = dm.example_images(1)
@@ -103,7 +103,7 @@ def test_imagenet64_from_single_parquet_file_splits_90_10(tmp_path):
     dm = ImageNet64DataModule(str(path), batch_size=4, n_bits=3, cache_dir=str(tmp_path / "c"))
     assert dm.image_shape == (3, 64, 64)
     _check_batch(dm, 3)
-    assert (len(dm.splits.train), len(dm.splits.test)) == (27, 3)
+    assert (len(dm.splits.train), len(dm.splits.val), len(dm.splits.test)) == (26, 1, 3)
 
 
 def test_lsun_resizes_short_side_and_crops_64(tmp_path):
@@ -151,7 +151,9 @@ def test_validation_split_is_deterministic_from_seed(tmp_path):
     assert len(dm.splits.train) == 32 and len(dm.splits.val) == 8
     val_bins, _ = drain(dm.val_dataloader())
     assert len(val_bins) == 8  # partial eval batches are kept
-    assert len(drain(MNISTDataModule(source, batch_size=4).val_dataloader())[0]) == 10  # test
+    test_as_val = MNISTDataModule(source, batch_size=4, val_size=0)
+    assert test_as_val.val_is_test and not dm.val_is_test
+    assert len(drain(test_as_val.val_dataloader())[0]) == 10  # the test split
 
 
 def test_lazy_decoding_matches_in_memory(tmp_path):
@@ -169,7 +171,8 @@ def test_caps_limit_rows(tmp_path):
 
 def test_registry_builds_every_dataset_and_rejects_unknown_names():
     assert set(DATASETS) == {"digits", "mnist", "cifar10", "imagenet32", "imagenet64",
-                             "lsun_bedroom", "lsun_tower", "lsun_church", "celebahq"}
+                             "lsun_bedroom", "lsun_tower", "lsun_church", "celebahq", "svhn",
+                             "digits_inverted", "digits_noise"}
     assert all(cls.name == name for name, cls in DATASETS.items())
     shapes = {name: build_datamodule(name).image_shape for name in DATASETS}
     assert shapes["cifar10"] == (3, 32, 32) and shapes["lsun_church"] == (3, 64, 64)
@@ -177,7 +180,7 @@ def test_registry_builds_every_dataset_and_rejects_unknown_names():
     with pytest.raises(ValueError, match="tile_channels applies to 1-channel data"):
         build_datamodule("cifar10", tile_channels=True)
     with pytest.raises(ValueError, match="choose one of: digits, mnist"):
-        build_datamodule("svhn")
+        build_datamodule("celeba")
 
 
 def test_digits_work_offline_with_the_fixed_split(tmp_path, monkeypatch):

@@ -56,14 +56,14 @@ def test_train_sampler_drops_a_resume_for_another_epoch():
 
 def test_datamodule_state_round_trip_without_trainer(tmp_path):
     source = save_disk(tmp_path / "d", _indexed(40), _indexed(8))
-    dm = MNISTDataModule(source, batch_size=4, label_column="label")
+    dm = MNISTDataModule(source, batch_size=4, label_column="label", val_size=0)
     iterator = iter(dm.train_dataloader())
     seen = [next(iterator)[1] for _ in range(3)]
     state = dm.state_dict()
     assert state == {"train_sampler": {"epoch": 0, "consumed": 12}}
     rest = torch.cat([b[1] for b in iterator])
 
-    fresh = MNISTDataModule(source, batch_size=4, label_column="label")
+    fresh = MNISTDataModule(source, batch_size=4, label_column="label", val_size=0)
     fresh.load_state_dict(state)
     resumed = torch.cat([b[1] for b in fresh.train_dataloader()])
     assert torch.equal(resumed, rest) and len(torch.cat(seen)) + len(resumed) == 40

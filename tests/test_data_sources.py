@@ -64,7 +64,7 @@ def test_single_split_gets_a_seeded_90_10_split(tmp_path):
     assert [train, test] == again and len(test) == 5 and sorted(train + test) == list(range(50))
     assert split(1)[1] != test
     source = save_disk(tmp_path / "one", images)
-    dm = MNISTDataModule(source, seed=3, batch_size=5)
+    dm = MNISTDataModule(source, seed=3, batch_size=5, val_size=0)
     assert (len(dm.splits.train), len(dm.splits.test)) == (45, 5)
     with pytest.raises(Exception, match="expected 'train'"):
         pick_splits({"a": images, "b": images}, ("test",), 0, "x")

@@ -1,19 +1,29 @@
-"""``glow-lightning train [key=value ...]``: train a flow, then test it."""
+"""``glow-lightning train [key=value ...]``: train a flow, then test it; ``print_config=true``
+prints the resolved configuration (experiment file, its bases, the overrides) and stops."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-HELP = "train a flow (default: Glow on the embedded MNIST digits), then test it"
+from glow_lightning.commands.args import parse_flag, split_keys
+
+HELP = ("train a flow (default: Glow on the embedded MNIST digits), then test it; "
+        "print_config=true prints the resolved config and stops")
 
 
 def main(words: Sequence[str]) -> int:
+    from glow_lightning.config import load_config, to_yaml
+
+    mine, overrides = split_keys(words, {"print_config"})
+    cfg = load_config(overrides)
+    if parse_flag(mine, "print_config"):
+        print(to_yaml(cfg), end="")
+        return 0
     from lightning.pytorch.utilities import rank_zero_only
 
-    from glow_lightning.config import load_config
     from glow_lightning.train.run import train
 
-    results = train(load_config(list(words)))
+    results = train(cfg)
     if getattr(rank_zero_only, "rank", 0) == 0:  # once, not once per DDP process
         report(results)
     return 0

@@ -3,7 +3,9 @@
 ``build_datamodule(name, **kwargs)`` gives one of ``DATASETS`` (the batch format is
 :class:`~glow_lightning.data.base.ImageDataModule`'s). Bad data raises
 :class:`~glow_lightning.errors.DataError` with a one-line message naming the fix. A new dataset
-is a subclass in ``benchmarks.py`` (its ``name`` is its ``data.name``) listed in ``DATASETS``.
+is a subclass in ``benchmarks.py`` (its ``name`` is its ``data.name``) listed in ``DATASETS``. Each data module says which copy of the data it read
+(``identity()``, ``data.version``) and whether the papers' numbers were measured on it
+(``paper_comparable()``, ``comparability_note()``).
 """
 
 from typing import Any
@@ -21,6 +23,11 @@ from glow_lightning.data.benchmarks import (
     LSUNTowerDataModule,
     MNISTDataModule,
 )
+from glow_lightning.data.ood import (
+    DigitsInvertedDataModule,
+    DigitsNoiseDataModule,
+    SVHNDataModule,
+)
 from glow_lightning.data.samplers import ShardedEvalSampler, ShardedShuffleSampler
 from glow_lightning.errors import DataError
 
@@ -28,7 +35,8 @@ from glow_lightning.errors import DataError
 DATASETS: dict[str, type[ImageDataModule]] = {module.name: module for module in (
     DigitsDataModule, MNISTDataModule, CIFAR10DataModule, ImageNet32DataModule,
     ImageNet64DataModule, LSUNBedroomDataModule, LSUNTowerDataModule, LSUNChurchDataModule,
-    CelebAHQDataModule)}
+    CelebAHQDataModule,
+    SVHNDataModule, DigitsInvertedDataModule, DigitsNoiseDataModule)}  # the last three: data.ood
 
 
 def build_datamodule(name: str, **kwargs: Any) -> ImageDataModule:
@@ -46,6 +54,7 @@ def build_datamodule(name: str, **kwargs: Any) -> ImageDataModule:
 
 __all__ = [
     "DATASETS", "CIFAR10DataModule", "CelebAHQDataModule", "DataError", "DigitsDataModule",
+    "DigitsInvertedDataModule", "DigitsNoiseDataModule", "SVHNDataModule",
     "ImageDataModule", "ImageNet32DataModule", "ImageNet64DataModule", "LSUNBedroomDataModule",
     "LSUNChurchDataModule", "LSUNDataModule", "LSUNTowerDataModule", "MNISTDataModule",
     "ShardedEvalSampler", "ShardedShuffleSampler", "build_datamodule",

@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader
 
 from glow_lightning.data.image_sets import ImageSet, InMemoryImages
 from glow_lightning.data.images import ImageSpec, View
+from glow_lightning.data.provenance import Provenance
 from glow_lightning.data.samplers import ResumeTracker, ShardedEvalSampler, ShardedShuffleSampler
 from glow_lightning.data.sources import (
     LOCAL_HINT,
@@ -30,16 +31,23 @@ from glow_lightning.data.sources import (
     pick_splits,
     source_kind,
 )
-from glow_lightning.data.splits import Columns, Splits, build_splits
+from glow_lightning.data.splits import Columns, Splits, build_splits, default_val_count
 from glow_lightning.data.streaming import StreamPosition, Streams, open_streams
+from glow_lightning.data.versions import find_version, require_source
 from glow_lightning.errors import DataError
 
 
-class ImageDataModule(L.LightningDataModule):
+class ImageDataModule(Provenance, L.LightningDataModule):
     """Images from a Hub id, a ``save_to_disk`` folder, parquet file(s) or an image folder.
 
-    ``val_size`` images are held out of train (chosen by ``seed``); with ``val_size=0`` the
-    validation loader serves the test split, as the Glow paper reports test bits/dim per epoch.
+    ``val_size`` images are held out of the train split for validation, chosen by ``seed``;
+    ``None`` holds out the dataset's ``default_val_size`` (a proportional share of a train split
+    smaller than ``reference_train_size``: :func:`~glow_lightning.data.splits.default_val_count`);
+    ``0`` trains on every training image and validates on the test split (``val_is_test``).
+    Streams hold nothing out (``val_size`` must be None or 0): a held-out part of a stream can
+    only be a prefix of its files, which Hub shards often order by class, not a random sample.
+    ``version`` names the copy of the data (:mod:`glow_lightning.data.versions`; None: the
+    dataset's default); ``identity()`` records what was read.
     ``label_column=None`` uses the dataset's default label column if the source has one.
     ``in_memory=None`` decodes the data once into memory when it fits in 1 GiB.
     ``tile_channels`` repeats 1-channel images to 3 channels (MNIST, digits).
@@ -55,16 +63,18 @@ class ImageDataModule(L.LightningDataModule):
     default_label_column: ClassVar[str | None] = "label"
     test_split_names: ClassVar[tuple[str, ...]] = ("test", "validation")
     default_n_bits: ClassVar[int] = 8
+    default_val_size: ClassVar[int] = 5000  # held out of a train split of reference_train_size
+    reference_train_size: ClassVar[int] = 50_000
 
     def __init__(self, source: str | None = None, *, image_column: str | None = None,
                  label_column: str | None = None, n_bits: int | None = None, batch_size: int = 64,
                  eval_batch_size: int | None = None, num_workers: int | None = None,
-                 val_size: int = 0, seed: int = 0, augment: bool = False,
+                 val_size: int | None = None, seed: int = 0, augment: bool = False,
                  image_size: int | None = None, cache_dir: str | None = None,
                  max_train: int | None = None,
                  max_test: int | None = None, convert_mode: bool = False,
                  tile_channels: bool = False, in_memory: bool | None = None,
-                 streaming: bool = False) -> None:
+                 streaming: bool = False, version: str | None = None) -> None:
         super().__init__()
         self.source, self.cache_dir = source, cache_dir
         self.columns = Columns(image_column, label_column, self.default_image_column,
@@ -78,7 +88,14 @@ class ImageDataModule(L.LightningDataModule):
         if tile_channels and self.spec.mode != "L":
             raise ValueError(f"tile_channels applies to 1-channel data (mnist, digits), "
                              f"not {self.name}")
+        if val_size is not None and val_size < 0:
+            raise DataError(f"data.val_size={val_size} must be >= 0 (or null: the dataset's "
+                            "default)")
+        self.data_version = (self.default_version() if version is None
+                             else find_version(self.name, self.versions, version))
         self._splits: Splits | None = None
+        self._cache_files: list[dict[str, Any]] = []  # of the loaded train split (Provenance)
+        self._identity: dict[str, Any] | None = None
         self._streams: Streams | None = None
         self._train_sampler: ShardedShuffleSampler | StreamPosition | None = None
         self._resume = ResumeTracker()
@@ -118,8 +135,21 @@ class ImageDataModule(L.LightningDataModule):
         assert self._splits is not None
         return self._splits
 
+    @property
+    def val_is_test(self) -> bool:
+        """True when the validation loader serves the test split (``val_size=0`` or streams):
+        validation bits/dim are then test bits/dim, not a held-out estimate."""
+        return self.streaming or self.splits.val is None
+
+    def val_count(self, n_train: int) -> int:
+        """Images held out of a train split of ``n_train``: ``val_size`` or the default."""
+        if self.val_size is not None:
+            return self.val_size
+        return default_val_count(n_train, self.default_val_size, self.reference_train_size)
+
     # -- loading -----------------------------------------------------------------------------
     def _source(self) -> str:
+        require_source(self.name, self.data_version, self.source, self.default_source is not None)
         source = self.source or self.default_source
         if source is None:
             raise DataError(f"{self.name} has no default Hugging Face Hub dataset; "
@@ -135,7 +165,7 @@ class ImageDataModule(L.LightningDataModule):
     def open_streams(self) -> Streams:
         """The source's splits as streams (nothing is downloaded or converted)."""
         source = self._source()
-        if self.val_size:
+        if self.val_size:  # None and 0: validation uses the test split
             raise DataError("data.val_size holds images out of a map-style train split; with "
                             "data.streaming=true validation uses the test split: set "
                             "data.val_size=0")
@@ -144,9 +174,11 @@ class ImageDataModule(L.LightningDataModule):
                             self.columns, self.spec, self.seed, self.max_train, self.max_test)
 
     def load_tables(self) -> tuple[datasets.Dataset, datasets.Dataset]:
-        """``source_tables`` capped by ``max_train`` / ``max_test``."""
+        """``source_tables``, the test split capped by ``max_test`` (``max_train`` caps the
+        train rows left after the validation hold-out: ``build_splits``)."""
         train, test = self.source_tables()
-        return cap_rows(train, self.max_train), cap_rows(test, self.max_test)
+        self._cache_files = list(train.cache_files)
+        return train, cap_rows(test, self.max_test)
 
     def prepare_data(self) -> None:
         """Download (or convert) the source once; safe to call again. Streams download
@@ -162,8 +194,9 @@ class ImageDataModule(L.LightningDataModule):
             self._streams = self._streams or self.open_streams()
         elif self._splits is None:
             train, test = self.load_tables()
-            self._splits = build_splits(train, test, self.spec, self.columns, self.val_size,
-                                        self.seed, self.in_memory)
+            self._splits = build_splits(train, test, self.spec, self.columns,
+                                        self.val_count(len(train)), self.seed, self.in_memory,
+                                        self.max_train)
 
     # -- loaders -----------------------------------------------------------------------------
     def _rank_and_world(self) -> tuple[int, int]:

@@ -1,10 +1,10 @@
 """The recorded schema of every default Hugging Face Hub dataset, checked when it is loaded.
 
-Columns, split names and sizes as their dataset cards record them. A Hub copy that does not match
-(a renamed column, a missing split) stops with one line; a different split size is a different
-revision of the data and is reported as a warning. Where a Hub copy lacks the paper's split, the
-note says so: the LSUN copies have no LSUN validation set (their ``test`` split is a random part
-of LSUN's training images), so their test bits/dim are not the papers' numbers.
+Columns, split names, sizes and config names as their dataset cards record them. A Hub copy that
+does not match (a renamed column, a missing split) stops with one line; a different split size is
+a different revision of the data and is reported as a warning. Where a Hub copy lacks the paper's
+split, the note says so: the LSUN copies have no LSUN validation set (their ``test`` split is a
+random part of LSUN's training images), so their test bits/dim are not the papers' numbers.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ class HubSchema:
     classes: int = 0
     note: str = ""
     extra_columns: tuple[str, ...] = field(default=())
+    config: str | None = None  # the Hub dataset's config name, when it has several
 
 
 HUB_SCHEMAS: dict[str, HubSchema] = {
@@ -34,16 +35,16 @@ HUB_SCHEMAS: dict[str, HubSchema] = {
     "uoft-cs/cifar10": HubSchema("img", "label", {"train": 50_000, "test": 10_000}, 10),
     "benjamin-paine/imagenet-1k-32x32": HubSchema(
         "image", "label", {"train": 1_281_167, "validation": 50_000, "test": 100_000}, 1000,
-        "the validation split is the test set of the papers (ImageNet's test labels are "
-        "withheld)"),
+        "ILSVRC-2012 centre-cropped and Lanczos-resized, not van den Oord's downsampled "
+        "ImageNet of the papers (data.version=oord); its validation split serves as the test"),
     "benjamin-paine/imagenet-1k-64x64": HubSchema(
         "image", "label", {"train": 1_281_167, "validation": 50_000, "test": 100_000}, 1000,
-        "the validation split is the test set of the papers (ImageNet's test labels are "
-        "withheld)"),
+        "ILSVRC-2012 centre-cropped and Lanczos-resized, not van den Oord's downsampled "
+        "ImageNet of the papers (data.version=oord); its validation split serves as the test"),
     "pcuenq/lsun-bedrooms": HubSchema(
         "image", None, {"train": 287_968, "test": 15_157}, 0,
-        "a 20% sample of LSUN bedroom; its test split is 5% of that sample, not LSUN's "
-        "validation set"),
+        "a 10% sample of LSUN bedroom (303,125 of its 3,033,042 training images); its test "
+        "split is 5% of that sample, not LSUN's validation set"),
     "tglcourse/lsun_church_train": HubSchema(
         "image", None, {"train": 119_915, "test": 6_312}, 0,
         "LSUN church_outdoor train split, re-split by the uploader; not LSUN's validation set "
@@ -51,7 +52,17 @@ HUB_SCHEMAS: dict[str, HubSchema] = {
     "korexyz/celeba-hq-256x256": HubSchema(
         "image", None, {"train": 28_000, "validation": 2_000}, 0,
         "CelebA-HQ at 256x256; the validation split serves as the test set"),
+    "ufldl-stanford/svhn": HubSchema(
+        "image", "label", {"train": 73_257, "test": 26_032, "extra": 531_131}, 10,
+        "SVHN cropped digits (Netzer et al. 2011), 32x32 RGB; an out-of-distribution set for "
+        "models of CIFAR-10", config="cropped_digits"),
 }
+
+
+def hub_config(source: str) -> str | None:
+    """The config name to load ``source`` with (None: the dataset's only or default one)."""
+    schema = HUB_SCHEMAS.get(source)
+    return schema.config if schema is not None else None
 
 
 def _columns(split: Any) -> list[str]:

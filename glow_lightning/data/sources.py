@@ -17,7 +17,7 @@ import datasets
 import torch
 from datasets.exceptions import DatasetNotFoundError
 
-from glow_lightning.data.schemas import check_hub_schema
+from glow_lightning.data.schemas import check_hub_schema, hub_config
 from glow_lightning.errors import DataError
 
 SourceKind = Literal["hub", "disk", "parquet", "imagefolder"]
@@ -124,9 +124,11 @@ def load_local(kind: SourceKind, source: str, cache_dir: str | None = None,
 
 
 def load_hub(source: str, cache_dir: str | None = None, streaming: bool = False) -> Any:
-    """``datasets.load_dataset(source)``, with offline and not-found failures as DataError."""
+    """``datasets.load_dataset(source)`` (with its recorded config name, if any), with offline
+    and not-found failures as DataError."""
     try:
-        return datasets.load_dataset(source, cache_dir=cache_dir, streaming=streaming)
+        return datasets.load_dataset(source, hub_config(source), cache_dir=cache_dir,
+                                     streaming=streaming)
     except ConnectionError as exc:
         raise DataError(
             f"could not reach the Hugging Face Hub for dataset '{source}' (offline or no network) "

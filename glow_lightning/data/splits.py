@@ -3,7 +3,8 @@ columns hold the images and labels, how many classes there are, the held-out val
 
 Small data (decoded size within ``MEMORY_BUDGET``) is decoded once into a uint8 tensor, which
 checks every image eagerly; large data is decoded per item, after checking the first image of
-each split. ``val_size`` images are held out of train, chosen by ``seed``.
+each split. ``val_size`` images are held out of the whole train split, chosen by ``seed``; then
+``max_train`` caps the rows left for training, so the validation set does not depend on the cap.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class Splits:
     test: ImageSet
     num_classes: int
     val_rows: Tensor  # rows of the source train split held out for validation, sorted
+    train_rows: Tensor  # rows of the source train split trained on, sorted (after max_train)
 
 
 def holdout(n: int, val_size: int, seed: int) -> tuple[Tensor, Tensor]:
@@ -59,6 +61,18 @@ def holdout(n: int, val_size: int, seed: int) -> tuple[Tensor, Tensor]:
         )
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     return order[val_size:].sort().values, order[:val_size].sort().values
+
+
+def default_val_count(n_train: int, default: int, reference: int) -> int:
+    """Images a dataset holds out for validation by default from a train split of ``n_train``.
+
+    ``default`` images of the ``reference`` train size the default was chosen for (e.g. 500 of
+    the 4,500 embedded digits); a smaller split (a local sample, a test fixture) holds out the
+    same fraction, at least 1 image and always leaving 1 to train on (0 for a 1-image split).
+    """
+    if n_train < 2:
+        return 0
+    return min(default, n_train - 1, max(1, round(n_train * default / reference)))
 
 
 def fits_in_memory(n_images: int, spec: ImageSpec, budget: int = MEMORY_BUDGET) -> bool:
@@ -89,26 +103,43 @@ def check_table(table: datasets.Dataset, split: str, columns: Columns) -> Checke
 
 
 def build_splits(train: datasets.Dataset, test: datasets.Dataset, spec: ImageSpec,
-                 columns: Columns, val_size: int, seed: int, in_memory: bool | None) -> Splits:
+                 columns: Columns, val_size: int, seed: int, in_memory: bool | None,
+                 max_train: int | None = None) -> Splits:
     """Check the tables and build image sets; see the module docstring."""
     checked_train, checked_test = check_table(train, "train", columns), check_table(
         test, "test", columns)
     train_rows, val_rows = holdout(len(train), val_size, seed)
+    train_rows = train_rows[:max_train] if max_train is not None else train_rows
+    if len(train_rows) == 0:
+        raise DataError("data.max_train=0 leaves no training images; raise data.max_train")
     if in_memory is None:
-        in_memory = fits_in_memory(len(train) + len(test), spec)
+        in_memory = fits_in_memory(len(train_rows) + len(val_rows) + len(test), spec)
     make = _in_memory_sets if in_memory else _lazy_sets
     train_set, val_set = make(checked_train, spec, (train_rows, val_rows))
     (test_set,) = make(checked_test, spec, (torch.arange(len(test)),))
     num_classes = max(checked_train.num_classes, checked_test.num_classes)
     return Splits(train_set.with_view(View(spec, train=True)), val_set if val_size else None,
-                  test_set, num_classes, val_rows)
+                  test_set, num_classes, val_rows, train_rows)
 
 
 def _in_memory_sets(checked: CheckedTable, spec: ImageSpec, row_groups: tuple[Tensor, ...]
                     ) -> list[ImageSet]:
-    bins = decode_all(checked.table, checked.image_column, spec, checked.split)
+    """Decode the rows of ``row_groups`` once (all rows: in table order) into in-memory sets."""
+    used = torch.cat(row_groups)
+    table = checked.table
+    if len(used) < len(table):  # capped: decode only the rows in use
+        table, row_groups = table.select(used.tolist()), _renumber(row_groups)
+    bins = decode_all(table, checked.image_column, spec, checked.split)
     view = View(spec, train=False)
-    return [InMemoryImages(bins[rows], checked.labels[rows], view) for rows in row_groups]
+    labels = checked.labels if len(used) == len(checked.table) else checked.labels[used]
+    return [InMemoryImages(bins[rows], labels[rows], view) for rows in row_groups]
+
+
+def _renumber(row_groups: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+    """Groups of rows as positions in their concatenation."""
+    bounds = np.cumsum([0, *(len(rows) for rows in row_groups)])
+    return tuple(torch.arange(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:],
+                                                              strict=True))
 
 
 def _lazy_sets(checked: CheckedTable, spec: ImageSpec, row_groups: tuple[Tensor, ...]
