@@ -3,9 +3,11 @@
 ``build_datamodule(name, **kwargs)`` gives one of ``DATASETS`` (the batch format is
 :class:`~glow_lightning.data.base.ImageDataModule`'s). Bad data raises
 :class:`~glow_lightning.errors.DataError` with a one-line message naming the fix. A new dataset
-is a subclass in ``benchmarks.py`` (its ``name`` is its ``data.name``) listed in ``DATASETS``. Each data module says which copy of the data it read
-(``identity()``, ``data.version``) and whether the papers' numbers were measured on it
-(``paper_comparable()``, ``comparability_note()``).
+is a subclass in ``benchmarks.py`` or ``ood.py`` (its ``name`` is its ``data.name``) listed in
+``DATASETS``.
+Each data module says which copy of the data it read (``identity()``, ``data.version``) and
+whether the papers' numbers were measured on it (``paper_comparable()``,
+``comparability_note()``).
 """
 
 from typing import Any
