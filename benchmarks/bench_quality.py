@@ -86,9 +86,9 @@ def pad(images: torch.Tensor) -> torch.Tensor:
 
 
 def to_flow_space(images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    from glow_lightning.ops import dequantize, preprocess
+    from glow_lightning.ops import bins_to_float, dequantize
 
-    return dequantize(preprocess(images, 8), 8, generator=gen)
+    return dequantize(bins_to_float(images, 8), 8, generator=gen)
 
 
 def digits_splits() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

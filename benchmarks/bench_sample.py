@@ -54,13 +54,13 @@ def _plain(value: Any) -> Any:
 def digits_like(shape: tuple[int, int, int], count: int, seed: int) -> torch.Tensor:
     """Dequantised embedded MNIST digits padded to ``shape`` (channels repeated)."""
     from glow_lightning.data.benchmarks import digits_arrays
-    from glow_lightning.ops import dequantize, preprocess
+    from glow_lightning.ops import bins_to_float, dequantize
 
     images = digits_arrays()[0][:count]
     c, h, w = shape
     dy, dx = h - images.shape[2], w - images.shape[3]
     images = F.pad(images, (dx // 2, dx - dx // 2, dy // 2, dy - dy // 2))
-    x = preprocess(images).repeat(1, c, 1, 1)
+    x = bins_to_float(images).repeat(1, c, 1, 1)
     return dequantize(x, 8, generator=torch.Generator().manual_seed(seed))
 
 

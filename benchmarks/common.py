@@ -168,11 +168,11 @@ def report(title: str, body: str, args: argparse.Namespace) -> None:
 def synthetic_batches(shape: tuple[int, int, int], batch: int, count: int,
                       seed: int = 0) -> list[torch.Tensor]:
     """Dequantised 8-bit batches in [-0.5, 0.5) (pixel content does not change the arithmetic)."""
-    from glow_lightning.ops import dequantize, preprocess
+    from glow_lightning.ops import bins_to_float, dequantize
 
     gen = torch.Generator().manual_seed(seed)
     out = []
     for _ in range(count):
         pixels = torch.randint(0, 256, (batch, *shape), generator=gen, dtype=torch.uint8)
-        out.append(dequantize(preprocess(pixels), 8, generator=gen))
+        out.append(dequantize(bins_to_float(pixels), 8, generator=gen))
     return out

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from glow_lightning.commands import ablate, interpolate, manipulate, sample, test, train
-from glow_lightning.config import experiment_names
+from glow_lightning.config import MODEL_CHOICES, experiment_names
 from glow_lightning.errors import GlowLightningError
 
 EXAMPLES = """examples:
@@ -34,11 +34,17 @@ COMMANDS: dict[str, ModuleType] = {
 }
 
 
+def choices() -> str:
+    """The named model choices, one line per key (from the flows' registries)."""
+    return "\n".join(f"  model.{key}: {', '.join(names)}" for key, names in MODEL_CHOICES.items())
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="glow-lightning", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Glow and RealNVP normalizing flows with PyTorch Lightning and W&B.",
-        epilog=EXAMPLES + f"\nexperiments: {', '.join(experiment_names())}")
+        epilog=EXAMPLES + f"\nexperiments: {', '.join(experiment_names())}\n"
+        f"model choices:\n{choices()}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, command in COMMANDS.items():
         p = sub.add_parser(name, help=command.HELP, description=command.HELP,

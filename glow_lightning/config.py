@@ -16,9 +16,10 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from glow_lightning.errors import ConfigError
+from glow_lightning.flows.builder import CHOICES as MODEL_CHOICES
 from glow_lightning.flows.spec import FlowConfig
 
-__all__ = ["ConfigError", "ExperimentConfig", "load_config", "merge_config"]
+__all__ = ["MODEL_CHOICES", "ConfigError", "ExperimentConfig", "load_config", "merge_config"]
 
 DEFAULT_EXPERIMENT = "digits_glow"
 

@@ -47,15 +47,6 @@ def bins_to_float(bins: Tensor, n_bits: int = 8, dtype: torch.dtype | None = Non
     return bins.to(dtype or torch.get_default_dtype()) / 2**n_bits - 0.5
 
 
-def preprocess(x_uint8: Tensor, n_bits: int = 8) -> Tensor:
-    """8-bit pixels → n-bit bins → float in [-0.5, 0.5). Input is not mutated.
-
-    >>> preprocess(torch.tensor([0, 128, 255]), n_bits=8).tolist()
-    [-0.5, 0.0, 0.49609375]
-    """
-    return bins_to_float(reduce_bits(x_uint8, n_bits), n_bits)
-
-
 def bin_centres(bins: Tensor, n_bits: int = 8, like: Tensor | None = None) -> Tensor:
     """Integer bins → flow space at the bin centres (deterministic dequantisation), on the
     device and dtype of ``like`` when given.

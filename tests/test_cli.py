@@ -90,3 +90,5 @@ def test_help_lists_commands():
     assert result.returncode == 0
     for command in ("train", "test", "sample", "interpolate"):
         assert command in result.stdout
+    assert "model.permutation: reverse, shuffle, invconv, invconv_lu" in result.stdout
+    assert "model.realnvp.flow_norm: batchnorm, actnorm, none" in result.stdout

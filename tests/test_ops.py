@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from glow_lightning.ops import bits_per_dim, dequantize, postprocess, preprocess, reduce_bits
+from glow_lightning.ops import bins_to_float, bits_per_dim, dequantize, postprocess, reduce_bits
 
 
 @pytest.mark.parametrize("n_bits", [8, 5])
@@ -13,7 +13,7 @@ def test_bpd_identity_flow_standard_normal_by_hand(n_bits):
     # Identity flow, N(0, 1) prior, two fixed 2x2 images: log p(x) = -0.5 Σ (x² + log 2π).
     pixels = torch.tensor([[[[0, 64], [128, 255]]], [[[3, 200], [17, 99]]]], dtype=torch.uint8)
     u = torch.tensor([[[[0.1, 0.2], [0.3, 0.4]]], [[[0.9, 0.5], [0.0, 0.7]]]]) / 2**n_bits
-    x = preprocess(pixels, n_bits) + u
+    x = bins_to_float(reduce_bits(pixels, n_bits), n_bits) + u
     log_prob = -0.5 * (x**2 + math.log(2 * math.pi)).flatten(1).sum(1)
     d = 4
     bins = torch.div(pixels.long(), 2 ** (8 - n_bits), rounding_mode="floor")
@@ -32,16 +32,16 @@ def test_bpd_of_uniform_density_is_n_bits():
     assert bits_per_dim(torch.zeros(1), num_dims=10, n_bits=5).item() == pytest.approx(5.0)
 
 
-def test_reduce_and_preprocess_5_bits():
+def test_reduce_and_bins_to_float_5_bits():
     x = torch.arange(256, dtype=torch.uint8)
     bins = reduce_bits(x, 5)
     assert bins.min() == 0 and bins.max() == 31 and (bins == 7).sum() == 8
-    p = preprocess(x, 5)
+    p = bins_to_float(bins, 5)
     assert p.min() == -0.5 and p.max() == pytest.approx(0.5 - 1 / 32)
 
 
 def test_dequantize_stays_in_bin_and_does_not_mutate():
-    x = preprocess(torch.randint(0, 256, (4, 3, 5, 5), dtype=torch.uint8), 8)
+    x = bins_to_float(torch.randint(0, 256, (4, 3, 5, 5), dtype=torch.uint8), 8)
     before = x.clone()
     y = dequantize(x, 8, generator=torch.Generator().manual_seed(0))
     assert torch.equal(x, before)

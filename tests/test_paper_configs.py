@@ -58,7 +58,7 @@ def test_realnvp_cifar10_is_the_papers_architecture():
     """Dinh et al. 2017, Sec. 4.1: CIFAR-10 with 8 residual blocks of 64 feature maps, one
     downscale; 3 checkerboard, 3 channel-wise, then 4 checkerboard couplings, each followed by
     batch normalisation; logit preprocessing with alpha = 0.05; L2 5e-5 on the scales only."""
-    from glow_lightning.flows import BatchNormFlow, CheckerboardMask, Coupling, Logit
+    from glow_lightning.flows import BatchNormFlow, CheckerboardMask, Coupling, Logit, TanhScale
     from glow_lightning.flows.nets import ResNet, WNConv2d
 
     cfg = load_config(["experiment=realnvp_cifar10"])
@@ -67,6 +67,7 @@ def test_realnvp_cifar10_is_the_papers_architecture():
     couplings = [m for m in flow.modules() if isinstance(m, Coupling)]
     kinds = ["checker" if isinstance(c.mask, CheckerboardMask) else "channel" for c in couplings]
     assert kinds == ["checker"] * 3 + ["channel"] * 3 + ["checker"] * 4
+    assert all(isinstance(c.scale, TanhScale) and not c.shift_first for c in couplings)
     nets = [c.net for c in couplings]
     assert all(isinstance(n, ResNet) and len(n.blocks) == 8 for n in nets)
     assert [n.inp.v.shape[0] for n in nets] == [64] * 3 + [128] * 7  # doubling at the squeeze

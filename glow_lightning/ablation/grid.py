@@ -4,7 +4,8 @@ A cell is a name and the config overrides that define it. Glow cells are crossed
 ``{additive, affine} × {reverse, shuffle, invconv}``, and with any further ``axes`` (config keys
 with lists of values, e.g. ``model.scale_fn: [sigmoid, softclamp]``); RealNVP fixes its own
 couplings (affine, checkerboard then channel masks, alternating) so it is a single cell, never
-crossed.
+crossed. The couplings and permutations are names of the flows' own registries
+(``glow.COUPLINGS``, ``permutations.PERMUTATIONS``): a name they lack is refused.
 """
 
 from __future__ import annotations
@@ -13,9 +14,24 @@ import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-COUPLINGS = ("additive", "affine")
-PERMUTATIONS = ("reverse", "shuffle", "invconv")
+from glow_lightning.flows.glow import COUPLINGS as FLOW_COUPLINGS
+from glow_lightning.flows.permutations import PERMUTATIONS as FLOW_PERMUTATIONS
+from glow_lightning.flows.registry import pick
+from glow_lightning.flows.spec import OWN_SETTINGS
+
 REALNVP = "realnvp"
+
+
+def registered(key: str, names: Sequence[str], registry: Mapping[str, object]) -> tuple[str, ...]:
+    """``names``, each checked against ``registry`` (unknown: ConfigError naming ``key``)."""
+    for name in names:
+        pick(key, name, registry)
+    return tuple(names)
+
+
+COUPLINGS = tuple(FLOW_COUPLINGS)  # every coupling
+# Figure 3's axis: the fixed and the learned mixings (invconv_lu is the same 1×1 conv, LU-stored)
+PERMUTATIONS = registered("permutations", ("reverse", "shuffle", "invconv"), FLOW_PERMUTATIONS)
 
 
 @dataclass(frozen=True)
@@ -39,6 +55,8 @@ class Cell:
 
         RealNVP ignores ``model.coupling`` and ``model.permutation``; they are set to ``affine``
         and ``reverse`` because its masked couplings are affine and alternate which half changes.
+        Its ``model.scale_fn`` and ``model.affine_form`` are its own (``OWN_SETTINGS``), whatever
+        the Glow cells share, unless the cell's own overrides say otherwise.
         """
         base = [f"model.architecture={self.architecture}", f"model.coupling={self.coupling}",
                 f"model.permutation={self.permutation}"]
@@ -70,7 +88,8 @@ def glow_cell(coupling: str, permutation: str, extra: dict[str, str] | None = No
 
 
 def realnvp_cell(extra: dict[str, str] | None = None) -> Cell:
-    return Cell(REALNVP, REALNVP, "affine", "reverse", dict(extra or {}))
+    own = {f"model.{key}": value for key, value in OWN_SETTINGS[REALNVP].items()}
+    return Cell(REALNVP, REALNVP, "affine", "reverse", {**own, **(extra or {})})
 
 
 def build_grid(couplings: Sequence[str] = COUPLINGS, permutations: Sequence[str] = PERMUTATIONS,
@@ -84,6 +103,8 @@ def build_grid(couplings: Sequence[str] = COUPLINGS, permutations: Sequence[str]
      'affine-shuffle', 'affine-invconv', 'realnvp']
     """
     extra, axes = extra or {}, axes or {}
+    couplings = registered("couplings", couplings, FLOW_COUPLINGS)
+    permutations = registered("permutations", permutations, FLOW_PERMUTATIONS)
     combos = [dict(zip(axes, values, strict=True))
               for values in itertools.product(*axes.values())]
     cells = [glow_cell(c, p, axes=combo) for c in couplings for p in permutations

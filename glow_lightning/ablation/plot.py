@@ -24,16 +24,6 @@ def seed_curves(histories: list[list[tuple[int, float]]]) -> tuple[np.ndarray, n
     return np.array(common, dtype=int), np.array([[t[s] for s in common] for t in tables])
 
 
-def mean_curve(histories: list[list[tuple[int, float]]]) -> tuple[np.ndarray, np.ndarray]:
-    """Steps present in every history and the mean bpd over histories at those steps.
-
-    >>> mean_curve([[(1, 4.0), (2, 3.0)], [(1, 2.0), (2, 1.0), (3, 0.5)]])
-    (array([1, 2]), array([3., 2.]))
-    """
-    steps, values = seed_curves(histories)
-    return steps, values.mean(axis=0) if values.size else np.zeros(0)
-
-
 def smooth(values: np.ndarray, window: int) -> np.ndarray:
     """Trailing moving average (shorter windows at the start), same length as ``values``.
 

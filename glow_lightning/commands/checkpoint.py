@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from glow_lightning.config import ExperimentConfig, merge_config
+from glow_lightning.flows.spec import upgrade_fields
 from glow_lightning.train.module import GlowModule
 from glow_lightning.train.safe_load import check_checkpoint
 
@@ -26,8 +27,12 @@ def load_module(ckpt: str | Path, map_location: str = "cpu") -> GlowModule:
 
 
 def experiment_of(module: GlowModule, overrides: list[str]) -> ExperimentConfig:
-    """The experiment config stored in the checkpoint, with dotlist overrides applied."""
-    return merge_config(module.hparams.get("experiment") or {}, dotlist=overrides)
+    """The experiment config stored in the checkpoint (its model section upgraded from older
+    checkpoints' keys), with dotlist overrides applied."""
+    stored = dict(module.hparams.get("experiment") or {})
+    if "model" in stored:
+        stored["model"] = upgrade_fields(stored["model"])
+    return merge_config(stored, dotlist=overrides)
 
 
 def warn_nonfinite(bad: int, total: int, what: str) -> None:

@@ -1,12 +1,13 @@
 """LightningDataModules over Hugging Face ``datasets`` for the flow benchmarks.
 
-``build_datamodule(name, **kwargs)`` gives one of ``DATASETS``; batches are
-``(bins, labels, index)`` with bins uint8 (B, C, H, W) in [0, 2^n_bits), labels int64 (B,) and
-the images' indices in their split. Bad data raises :class:`~glow_lightning.errors.DataError`
-with a one-line message naming the fix. A new dataset is a subclass in ``benchmarks.py`` and a
-row in ``DATASETS``. Each data module says which copy of the data it read
-(``identity()``, ``data.version``) and whether the papers' numbers were measured on it
-(``paper_comparable()``, ``comparability_note()``).
+``build_datamodule(name, **kwargs)`` gives one of ``DATASETS`` (the batch format is
+:class:`~glow_lightning.data.base.ImageDataModule`'s). Bad data raises
+:class:`~glow_lightning.errors.DataError` with a one-line message naming the fix. A new dataset
+is a subclass in ``benchmarks.py`` or ``ood.py`` (its ``name`` is its ``data.name``) listed in
+``DATASETS``.
+Each data module says which copy of the data it read (``identity()``, ``data.version``) and
+whether the papers' numbers were measured on it (``paper_comparable()``,
+``comparability_note()``).
 """
 
 from typing import Any
@@ -32,20 +33,12 @@ from glow_lightning.data.ood import (
 from glow_lightning.data.samplers import ShardedEvalSampler, ShardedShuffleSampler
 from glow_lightning.errors import DataError
 
-DATASETS: dict[str, type[ImageDataModule]] = {
-    "digits": DigitsDataModule,
-    "mnist": MNISTDataModule,
-    "cifar10": CIFAR10DataModule,
-    "imagenet32": ImageNet32DataModule,
-    "imagenet64": ImageNet64DataModule,
-    "lsun_bedroom": LSUNBedroomDataModule,
-    "lsun_tower": LSUNTowerDataModule,
-    "lsun_church": LSUNChurchDataModule,
-    "celebahq": CelebAHQDataModule,
-    "svhn": SVHNDataModule,  # out-of-distribution sets: glow_lightning.data.ood
-    "digits_inverted": DigitsInvertedDataModule,
-    "digits_noise": DigitsNoiseDataModule,
-}
+# data.name → the DataModule, keyed by each class's own ``name``
+DATASETS: dict[str, type[ImageDataModule]] = {module.name: module for module in (
+    DigitsDataModule, MNISTDataModule, CIFAR10DataModule, ImageNet32DataModule,
+    ImageNet64DataModule, LSUNBedroomDataModule, LSUNTowerDataModule, LSUNChurchDataModule,
+    CelebAHQDataModule,
+    SVHNDataModule, DigitsInvertedDataModule, DigitsNoiseDataModule)}  # the last three: data.ood
 
 
 def build_datamodule(name: str, **kwargs: Any) -> ImageDataModule:
@@ -53,6 +46,8 @@ def build_datamodule(name: str, **kwargs: Any) -> ImageDataModule:
 
     >>> build_datamodule("digits").image_shape
     (1, 32, 32)
+    >>> list(DATASETS)[:3]
+    ['digits', 'mnist', 'cifar10']
     """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")

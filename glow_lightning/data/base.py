@@ -2,8 +2,11 @@
 
 A subclass names its defaults (Hub id, columns, test split) and its ``ImageSpec`` (geometry,
 augmentation); the base loads the source, checks it, builds train / val / test sets and owns
-distribution through its samplers. Batches are ``(bins, labels)``: bins uint8 (B, C, H, W) in
-[0, 2^n_bits), labels int64 (B,), -1 where the data has no labels. Dequantisation is the model's.
+distribution through its samplers.
+
+Every loader's batch is ``(bins, labels, index)``: bins uint8 (B, C, H, W) in [0, 2^n_bits),
+labels int64 (B,) (-1 where the data has no labels), index int64 (B,), each image's position in
+its split (-1 when streamed). Dequantisation is the model's.
 """
 
 from __future__ import annotations

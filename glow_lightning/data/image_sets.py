@@ -1,7 +1,5 @@
-"""Torch datasets of (bins, label, index) items: decoded once into memory, or decoded per item.
-
-The index lets evaluation draw fixed dequantisation noise per image, independent of batching
-and of the number of processes.
+"""Torch datasets of images, decoded once into memory or decoded per item; their items batch
+into the format :mod:`glow_lightning.data.base` describes.
 
 Both hold labels as an int64 tensor and apply a ``View`` (crop/shift/flip) per item, so one
 decoded split can serve training (random view) and callbacks (deterministic view).

@@ -1,6 +1,7 @@
 """Where images come from: a Hub id, a ``save_to_disk`` folder, parquet file(s) or an image folder.
 
-``load_splits`` detects the kind from the path and returns the (train, test) Hugging Face datasets.
+``load_source`` detects the kind from the path (``source_kind``) and loads it; ``pick_splits``
+returns the (train, test) Hugging Face datasets.
 A source with only one split gets a deterministic 90/10 train/test split from ``seed``.
 """
 

@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import Tensor, nn
 
+from glow_lightning.flows.base import InvertibleLayer
+
 Reduce = Callable[[Tensor], Tensor]
 _REDUCE: contextvars.ContextVar[Reduce | None] = contextvars.ContextVar("actnorm_reduce",
                                                                        default=None)
@@ -40,11 +42,21 @@ def data_init(reduce: Reduce | None = None) -> Iterator[None]:
         _REDUCE.reset(token)
 
 
-class ActNorm(nn.Module):
+class ActNorm(InvertibleLayer):
     """Per-channel scale and bias with data-dependent init. Input (B, C, H, W) or (B, C).
 
+    ``y = (x + b) · e^s``, log-det ``H · W · Σ_c s_c``; inverse ``x = y · e^-s − b``.
     As in the reference code, the log-scale parameter ``logs`` is stored divided by
     ``logscale_factor`` (3) and applied multiplied by it, so scales learn faster under Adam(ax).
+
+    >>> norm = ActNorm(2)
+    >>> x = torch.tensor([[1.0, 2.0], [3.0, 6.0]]).view(2, 2, 1, 1)
+    >>> y, logdet = norm(x)  # the first batch initialises: zero mean, unit variance
+    >>> y.view(2, 2).round(decimals=4).tolist(), [round(v, 4) for v in logdet.tolist()]  # log ½
+    ([[-1.0, -1.0], [1.0, 1.0]], [-0.6931, -0.6931])
+    >>> back, inv_logdet = norm.inverse(y)
+    >>> torch.allclose(back, x), torch.equal(inv_logdet, -logdet)
+    (True, True)
     """
 
     initialized: Tensor
@@ -112,9 +124,10 @@ class ActNorm(nn.Module):
         pixels = x.shape[2] * x.shape[3] if x.dim() == 4 else 1
         return (x + bias) * torch.exp(logs), (logs.sum() * pixels).expand(x.shape[0])
 
-    def inverse(self, z: Tensor) -> Tensor:
-        bias, logs = self._shape(z)
-        return z * torch.exp(-logs) - bias
+    def inverse(self, y: Tensor) -> tuple[Tensor, Tensor]:
+        bias, logs = self._shape(y)
+        pixels = y.shape[2] * y.shape[3] if y.dim() == 4 else 1
+        return y * torch.exp(-logs) - bias, (-logs.sum() * pixels).expand(y.shape[0])
 
 
 def _refresh_mirror(module: ActNorm, incompatible_keys: object) -> None:

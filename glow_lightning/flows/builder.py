@@ -1,19 +1,44 @@
-"""Build a Glow or RealNVP model from a :class:`~glow_lightning.flows.spec.FlowConfig`."""
+"""Check and build a Glow or RealNVP model from a :class:`~glow_lightning.flows.spec.FlowConfig`.
+
+:func:`check` is the one validation of a flow's settings: every choice is looked up in the
+registry beside the classes it names (``ARCHITECTURES`` here, ``glow.COUPLINGS``,
+``permutations.PERMUTATIONS``, ``coupling.SCALE_FNS`` and ``AFFINE_FORMS``,
+``normalization.FLOW_NORMS``, ``nets.NET_DTYPES``), all of them listed in ``CHOICES``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
 import torch
 from torch import nn
 
-from glow_lightning.flows.coupling import TanhScale
-from glow_lightning.flows.glow import Glow
+from glow_lightning.errors import ConfigError
+from glow_lightning.flows.coupling import AFFINE_FORMS, SCALE_FNS, TanhScale
+from glow_lightning.flows.glow import COUPLINGS, Glow
 from glow_lightning.flows.multiscale import MultiScaleFlow
-from glow_lightning.flows.nets import WNConv2d, set_net_dtype
+from glow_lightning.flows.nets import NET_DTYPES, NetDType, WNConv2d, set_net_dtype
+from glow_lightning.flows.normalization import FLOW_NORMS
+from glow_lightning.flows.permutations import PERMUTATIONS
 from glow_lightning.flows.realnvp import RealNVP
-from glow_lightning.flows.spec import FlowConfig, NetDType, check, replace
+from glow_lightning.flows.registry import pick
+from glow_lightning.flows.spec import FlowConfig, replace
+
+# architecture → the model, built as ``ARCHITECTURES[name](image_shape, cfg, num_classes, seed)``
+# (RealNVP draws no fixed permutation, so it takes no seed)
+ARCHITECTURES: dict[str, Callable[[tuple[int, int, int], FlowConfig, int, int], MultiScaleFlow]] = {
+    "glow": Glow,
+    "realnvp": lambda shape, cfg, num_classes, seed: RealNVP(shape, cfg, num_classes),
+}
+# every named choice of a flow: its key in FlowConfig and its registry (name → what builds it)
+CHOICES: dict[str, Mapping[str, object]] = {
+    "architecture": ARCHITECTURES, "coupling": COUPLINGS, "permutation": PERMUTATIONS,
+    "scale_fn": SCALE_FNS, "affine_form": AFFINE_FORMS, "net_dtype": dict.fromkeys(NET_DTYPES),
+    "realnvp.flow_norm": FLOW_NORMS,
+}
+UNSET_MEANS_OWN = ("scale_fn", "affine_form")  # None: the architecture's own (spec.OWN_SETTINGS)
 
 
 def build_flow(image_shape: Sequence[int], cfg: FlowConfig | None = None, *,
@@ -22,16 +47,60 @@ def build_flow(image_shape: Sequence[int], cfg: FlowConfig | None = None, *,
     CIFAR-10 Glow, L=3, K=32, width 512, affine, LU 1×1 conv) with ``fields`` replaced, e.g.
     ``build_flow((3, 32, 32), levels=2, coupling="additive")``. ``seed`` draws the fixed
     permutations and 1×1 conv initialisations; ``num_classes > 0`` adds a class-conditional top
-    prior and an auxiliary classifier. Invalid settings raise a ValueError naming the key."""
+    prior and an auxiliary classifier. Invalid settings raise a ConfigError naming the key."""
     cfg = replace(cfg if cfg is not None else FlowConfig(), **fields)
     check(cfg, image_shape, num_classes)
     shape = cast(tuple[int, int, int], tuple(int(s) for s in image_shape))
-    if cfg.architecture == "realnvp":
-        flow: MultiScaleFlow = RealNVP(shape, cfg, num_classes)
-    else:
-        flow = Glow(shape, cfg, num_classes, seed)
+    flow = ARCHITECTURES[cfg.architecture](shape, cfg, num_classes, seed)
     set_net_dtype(flow, cast(NetDType, cfg.net_dtype))
     return channels_last_weights(flow)
+
+
+def check(cfg: FlowConfig, image_shape: Sequence[int], num_classes: int = 0) -> None:
+    """Raise a ConfigError naming the offending key and the allowed values."""
+    for key, registry in CHOICES.items():
+        value = functools.reduce(getattr, key.split("."), cfg)
+        if value is not None or key not in UNSET_MEANS_OWN:
+            pick(key, value, registry)
+    for name in ("levels", "steps", "hidden_channels"):
+        _positive(name, getattr(cfg, name))
+    _positive("realnvp.blocks", cfg.realnvp.blocks)
+    _number("affine_clamp", cfg.affine_clamp, 0.0)
+    _number("realnvp.logit_alpha", cfg.realnvp.logit_alpha, 0.0, 0.5)
+    if cfg.scale_fn == "softclamp" and not cfg.affine_clamp:
+        raise ConfigError("scale_fn=softclamp needs affine_clamp > 0 (the bound of the "
+                          "log-scale, e.g. 2)")
+    if cfg.architecture == "realnvp" and cfg.affine_form not in (None, "scale_shift"):
+        raise ConfigError(f"affine_form={cfg.affine_form!r}: RealNVP's couplings are x·e^s + t "
+                          "only; set affine_form=scale_shift or leave it unset (null)")
+    if not isinstance(num_classes, int) or num_classes < 0:
+        raise ConfigError("num_classes must be 0 (unconditional) or a positive int, "
+                          f"got {num_classes!r}")
+    _check_shape(cfg, image_shape)
+
+
+def _positive(name: str, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _number(name: str, value: Any, low: float, high: float = float("inf")) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not low <= value < high:
+        bound = f">= {low:g}" if high == float("inf") else f"in [{low:g}, {high:g})"
+        raise ConfigError(f"{name} must be a number {bound}, got {value!r}")
+
+
+def _check_shape(cfg: FlowConfig, image_shape: Sequence[int]) -> None:
+    if len(image_shape) != 3 or any(int(s) < 1 for s in image_shape):
+        raise ConfigError(f"image_shape must be (C, H, W) with positive sizes, got "
+                          f"{tuple(image_shape)!r}")
+    glow = cfg.architecture == "glow"
+    factor = 2 ** (cfg.levels if glow else cfg.levels - 1)
+    c, h, w = (int(s) for s in image_shape)
+    if h % factor or w % factor:
+        raise ConfigError(f"image_shape spatial size {h}x{w} must be divisible by {factor} "
+                          f"(2^levels for {cfg.architecture}) with levels={cfg.levels}; "
+                          "pad or resize the images, or use fewer levels")
 
 
 def scale_parameters(flow: nn.Module) -> list[nn.Parameter]:

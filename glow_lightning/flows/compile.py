@@ -46,9 +46,3 @@ def compile_flow(model: nn.Module, **compile_kwargs: Any) -> nn.Module:
 
     handle = model.register_forward_hook(compile_once_initialised)
     return model
-
-
-def is_compiled(model: nn.Module) -> bool:
-    """Whether ``model``'s forward now runs through ``torch.compile``."""
-    return getattr(model, "_compiled_call_impl", None) is not None
-

@@ -15,19 +15,30 @@ A :class:`Coupling` is three parts:
 
 Glow's affine form is ``z_b = (x_b + t) · e^s`` (the reference code), RealNVP's is
 ``z_b = x_b · e^s + t``. ``a`` passes unchanged, so the inverse evaluates the net on the same
-input and the log-det is ``Σ s``. :meth:`Coupling.rebuild` serves memory-saving backprop with
-one net evaluation.
+input and the log-det is ``Σ s`` (the inverse's ``−Σ s``). :meth:`Coupling.rebuild` serves
+memory-saving backprop with one net evaluation. ``SCALE_FNS`` and ``AFFINE_FORMS`` name the
+choices for the config (``scale_fn``, ``affine_form``).
+
+>>> from glow_lightning.flows.nets import GlowNet
+>>> torch.manual_seed(0) and None
+>>> layer = Coupling(ChannelMask(4), GlowNet(2, 2, 8, parts=2), SigmoidScale())
+>>> x = torch.randn(2, 4, 3, 3)
+>>> (y, logdet), (back, inv_logdet) = layer(x), layer.inverse(layer(x)[0])
+>>> torch.allclose(back, x, atol=1e-6), torch.allclose(inv_logdet, -logdet)
+(True, True)
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from glow_lightning.flows.base import InvertibleLayer, Rebuilt
+from glow_lightning.flows.registry import pick
 
 
 class ChannelMask(nn.Module):
@@ -133,26 +144,23 @@ class TanhScale(nn.Module):
         return self.scale * torch.tanh(h)
 
 
+# scale_fn → its module for (changed channels, clamp)
+SCALE_FNS: dict[str, Callable[[int, float], nn.Module]] = {
+    "sigmoid": lambda channels, clamp: SigmoidScale(clamp),
+    "softclamp": lambda channels, clamp: SoftClampScale(clamp),
+    "tanh": lambda channels, clamp: TanhScale(channels),
+}
+# affine_form → Coupling's ``shift_first``: (x + t)·e^s (the reference) or x·e^s + t
+AFFINE_FORMS = {"shift_scale": True, "scale_shift": False}
+
+
 def scale_function(name: str, channels: int, clamp: float) -> nn.Module:
-    """The scale function named ``name`` (``spec.SCALE_FNS``) for ``channels`` changed channels."""
-    if name == "sigmoid":
-        return SigmoidScale(clamp)
-    if name == "softclamp":
-        return SoftClampScale(clamp)
-    return TanhScale(channels)
+    """The scale function named ``name`` (one of ``SCALE_FNS``) for ``channels`` changed
+    channels; an unknown name raises ConfigError."""
+    return pick("scale_fn", name, SCALE_FNS)(channels, clamp)
 
 
-class Rebuilt(NamedTuple):
-    """A layer's input leaves given its output, and its forward recomputed from them under
-    autograd; ``join`` assembles the input (and its gradient) from the leaves."""
-
-    leaves: tuple[Tensor, ...]
-    join: Callable[..., Tensor]
-    z: Tensor
-    logdet: Tensor
-
-
-class Coupling(nn.Module):
+class Coupling(InvertibleLayer):
     """``z = join(a, f(b))`` with ``(a, b) = mask.split(x)`` and ``f`` parameterised by
     ``net(a)``: additive ``f(b) = b + t`` when ``scale`` is None, else affine (see the module
     docstring). ``net`` returns one tensor (additive) or two (shift, raw log-scale)."""
@@ -194,9 +202,11 @@ class Coupling(nn.Module):
         shift, logscale = self._params(a)
         return self._out(a, self._transform(b, shift, logscale), logscale)
 
-    def inverse(self, z: Tensor) -> Tensor:
-        a, c = self.mask.split(z)
-        return self.mask.join(a, self._untransform(c, *self._params(a)))
+    def inverse(self, y: Tensor) -> tuple[Tensor, Tensor]:
+        a, c = self.mask.split(y)
+        shift, logscale = self._params(a)
+        x, logdet = self._out(a, self._untransform(c, shift, logscale), logscale)
+        return x, -logdet
 
     def rebuild(self, z: Tensor) -> Rebuilt:
         """For memory-saving backprop: the input leaves ``(a, b)`` of output ``z`` and the

@@ -32,11 +32,13 @@ def forward(norm: ActNorm, conv: InvConv, x: Tensor) -> tuple[Tensor, Tensor]:
     return _affine(x, folded, bias), logdet.expand(x.shape[0])
 
 
-def inverse(norm: ActNorm, conv: InvConv, z: Tensor) -> Tensor:
-    """``norm.inverse(conv.inverse(z))``."""
-    w_inv = conv.inverse_weight()
-    folded = w_inv * torch.exp(-norm.log_scale()).view(-1, 1)  # rows scaled: diag(e^-s) · W⁻¹
-    return _affine(z, folded, -norm.bias.view(-1))
+def inverse(norm: ActNorm, conv: InvConv, y: Tensor) -> tuple[Tensor, Tensor]:
+    """``norm.inverse(conv.inverse(y))`` and its log-det (B,), minus the forward's."""
+    weight, logdet_w = conv.weight_and_logdet()
+    logs = norm.log_scale()
+    folded = conv.inverse_weight(weight) * torch.exp(-logs).view(-1, 1)  # diag(e^-s) · W⁻¹
+    logdet = -(logs.sum() + logdet_w) * (y.shape[2] * y.shape[3])
+    return _affine(y, folded, -norm.bias.view(-1)), logdet.expand(y.shape[0])
 
 
 def _affine(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:

@@ -8,95 +8,132 @@ over the activations.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import cast
-
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from glow_lightning.flows import fused
 from glow_lightning.flows.actnorm import ActNorm
-from glow_lightning.flows.coupling import ChannelMask, Coupling, scale_function
+from glow_lightning.flows.base import InvertibleLayer
+from glow_lightning.flows.coupling import AFFINE_FORMS, ChannelMask, Coupling, scale_function
 from glow_lightning.flows.multiscale import MultiScaleFlow, Split
 from glow_lightning.flows.nets import GlowNet
-from glow_lightning.flows.permutations import InvConv, InvConv1x1, InvConv1x1LU, Reverse, Shuffle
-from glow_lightning.flows.sequential import FlowLayer, FlowSequence
-from glow_lightning.flows.spec import FlowConfig
+from glow_lightning.flows.permutations import PERMUTATIONS, InvConv
+from glow_lightning.flows.registry import pick
+from glow_lightning.flows.sequential import FlowSequence
+from glow_lightning.flows.spec import FlowConfig, setting
 from glow_lightning.flows.squeeze import Squeeze
 
 
-def permutation(name: str, channels: int, generator: torch.Generator | None) -> nn.Module:
-    """The channel mixing named ``name`` (``spec.PERMUTATIONS``)."""
-    if name == "reverse":
-        return Reverse(channels)
-    kinds = {"shuffle": Shuffle, "invconv": InvConv1x1, "invconv_lu": InvConv1x1LU}
-    return kinds[name](channels, generator=generator)
+def permutation(name: str, channels: int, generator: torch.Generator | None) -> InvertibleLayer:
+    """The channel mixing named ``name`` (one of ``PERMUTATIONS``); unknown names raise."""
+    return pick("permutation", name, PERMUTATIONS)(channels, generator)
+
+
+def _net(mask: ChannelMask, cfg: FlowConfig, parts: int) -> GlowNet:
+    return GlowNet(mask.n_keep, mask.n_change, cfg.hidden_channels, parts=parts,
+                   actnorm=cfg.net_actnorm)
+
+
+def additive_coupling(channels: int, cfg: FlowConfig) -> Coupling:
+    """``y_b = x_b + t(x_a)`` over channel halves (NICE's coupling; log-det 0)."""
+    mask = ChannelMask(channels)
+    return Coupling(mask, _net(mask, cfg, 1))
+
+
+def affine_coupling(channels: int, cfg: FlowConfig) -> Coupling:
+    """``y_b = (x_b + t)·e^s`` (or ``x_b·e^s + t``: ``cfg.affine_form``) with ``s`` from
+    ``cfg.scale_fn`` and ``cfg.affine_clamp``."""
+    mask = ChannelMask(channels)
+    net = _net(mask, cfg, 2)
+    scale = scale_function(setting(cfg, "scale_fn", "glow"), mask.n_change, cfg.affine_clamp)
+    form = setting(cfg, "affine_form", "glow")
+    return Coupling(mask, net, scale, shift_first=pick("affine_form", form, AFFINE_FORMS))
+
+
+# coupling → Glow's coupling layer on ``channels`` channels
+COUPLINGS = {"additive": additive_coupling, "affine": affine_coupling}
 
 
 def glow_coupling(channels: int, cfg: FlowConfig) -> Coupling:
-    """Glow's coupling over channel halves with the reference net (``cfg.coupling``,
-    ``cfg.scale_fn``, ``cfg.affine_clamp``, ``cfg.affine_form``, ``cfg.net_actnorm``)."""
-    mask = ChannelMask(channels)
-    affine = cfg.coupling == "affine"
-    net = GlowNet(mask.n_keep, mask.n_change, cfg.hidden_channels, parts=2 if affine else 1,
-                  actnorm=cfg.net_actnorm)
-    scale = scale_function(cfg.scale_fn, mask.n_change, cfg.affine_clamp) if affine else None
-    return Coupling(mask, net, scale, shift_first=cfg.affine_form == "shift_scale")
+    """Glow's coupling over channel halves with the reference net (``cfg.coupling``, one of
+    ``COUPLINGS``; ``cfg.net_actnorm``)."""
+    return pick("coupling", cfg.coupling, COUPLINGS)(channels, cfg)
 
 
-class _Mixing:
-    """A step's ActNorm + permutation as one unit for memory-saving backprop."""
-
-    def __init__(self, step: GlowStep) -> None:
-        self.step = step
-
-    def __call__(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        return self.step.mix(x)
-
-    def inverse(self, y: Tensor) -> Tensor:
-        return self.step.unmix(y)
-
-    def parameters(self) -> Iterator[nn.Parameter]:
-        yield from self.step.norm.parameters()
-        yield from self.step.perm.parameters()
+def mix(norm: ActNorm, perm: InvertibleLayer, x: Tensor) -> tuple[Tensor, Tensor]:
+    """ActNorm then the permutation, with the sum of their log-dets (B,): once ActNorm is
+    initialised and the permutation is a learned 1×1 conv, one folded affine map."""
+    if isinstance(perm, InvConv) and norm.is_initialized:
+        return fused.forward(norm, perm, x)
+    y, a = norm(x)
+    y, b = perm(y)
+    return y, a + b
 
 
-class GlowStep(nn.Module):
-    """ActNorm → permutation → coupling, ``forward(x) -> (z, logdet)`` and ``inverse``."""
+def unmix(norm: ActNorm, perm: InvertibleLayer, y: Tensor) -> tuple[Tensor, Tensor]:
+    """The inverse of :func:`mix` and its log-det (B,)."""
+    if isinstance(perm, InvConv) and norm.is_initialized:
+        return fused.inverse(norm, perm, y)
+    h, b = perm.inverse(y)
+    x, a = norm.inverse(h)
+    return x, a + b
 
-    def __init__(self, norm: ActNorm, perm: nn.Module, coupling: Coupling) -> None:
+
+class Mixing(InvertibleLayer):
+    """A step's ActNorm + permutation as one unit for memory-saving backprop (``GlowStep.parts``;
+    the step itself owns the two layers, so its ``state_dict`` keys stay ``norm.*``, ``perm.*``).
+    """
+
+    def __init__(self, norm: ActNorm, perm: InvertibleLayer) -> None:
+        super().__init__()
+        self.norm, self.perm = norm, perm
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        return mix(self.norm, self.perm, x)
+
+    def inverse(self, y: Tensor) -> tuple[Tensor, Tensor]:
+        return unmix(self.norm, self.perm, y)
+
+
+class GlowStep(InvertibleLayer):
+    """ActNorm → permutation → coupling (Glow, Figure 2a):
+    ``y = coupling(W · ((x + b) ⊙ e^s))``, log-det the sum of the three layers'.
+
+    >>> from glow_lightning.flows.permutations import InvConv1x1LU
+    >>> torch.manual_seed(0) and None
+    >>> coupling = glow_coupling(4, FlowConfig(hidden_channels=8))
+    >>> step = GlowStep(ActNorm(4), InvConv1x1LU(4), coupling)
+    >>> x = torch.randn(2, 4, 3, 3)
+    >>> (y, logdet), (back, inv_logdet) = step(x), step.inverse(step(x)[0])
+    >>> torch.allclose(back, x, atol=1e-5), torch.allclose(inv_logdet, -logdet, atol=1e-5)
+    (True, True)
+    """
+
+    def __init__(self, norm: ActNorm, perm: InvertibleLayer, coupling: Coupling) -> None:
         super().__init__()
         self.norm, self.perm, self.coupling = norm, perm, coupling
-        self.learned_perm = isinstance(perm, InvConv)  # fusable with ActNorm
-
-    def _fused(self) -> bool:
-        return self.learned_perm and self.norm.is_initialized
 
     def mix(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """ActNorm then the permutation, with the sum of their log-dets (B,)."""
-        if self._fused():
-            return fused.forward(self.norm, cast(InvConv, self.perm), x)
-        y, a = self.norm(x)
-        y, b = self.perm(y)
-        return y, a + b
+        return mix(self.norm, self.perm, x)
 
-    def unmix(self, y: Tensor) -> Tensor:
-        if self._fused():
-            return fused.inverse(self.norm, cast(InvConv, self.perm), y)
-        return self.norm.inverse(cast(FlowLayer, self.perm).inverse(y))
+    def unmix(self, y: Tensor) -> tuple[Tensor, Tensor]:
+        return unmix(self.norm, self.perm, y)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         y, a = self.mix(x)
         z, b = self.coupling(y)
         return z, a + b
 
-    def inverse(self, z: Tensor) -> Tensor:
-        return self.unmix(self.coupling.inverse(z))
+    def inverse(self, y: Tensor) -> tuple[Tensor, Tensor]:
+        h, b = self.coupling.inverse(y)
+        x, a = self.unmix(h)
+        return x, a + b
 
-    def parts(self) -> list[object]:
+    def parts(self) -> list[InvertibleLayer]:
         """Units memory-saving backprop re-runs one at a time: the coupling rebuilds with one
         net evaluation, ActNorm + permutation by inversion."""
-        return [_Mixing(self), self.coupling]
+        return [Mixing(self.norm, self.perm), self.coupling]
 
 
 def glow_step(channels: int, cfg: FlowConfig, generator: torch.Generator | None) -> GlowStep:
@@ -115,7 +152,7 @@ class Glow(MultiScaleFlow):
         flows, splits = [], []
         for level in range(cfg.levels):
             c, h, w = c * 4, h // 2, w // 2
-            layers: list[nn.Module] = [Squeeze()]
+            layers: list[InvertibleLayer] = [Squeeze()]
             layers += [glow_step(c, cfg, gen) for _ in range(cfg.steps)]
             flows.append(FlowSequence(layers, cfg.memory_saving))
             last = level == cfg.levels - 1

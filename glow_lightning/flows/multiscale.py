@@ -97,12 +97,6 @@ class MultiScaleFlow(nn.Module):
         latents.append(h)
         return latents, logdets, split_lps
 
-    def encode_with_logdet(self, x: Tensor) -> tuple[list[Tensor], Tensor, Tensor]:
-        """x (B, C, H, W) → (latents, log|det J|, Σ split-prior log-probs), each (B,)."""
-        latents, logdets, split_lps = self._encode(x)
-        zero = x.new_zeros(x.shape[0])
-        return latents, torch.stack(logdets).sum(0), sum(split_lps, zero)
-
     def encode(self, x: Tensor) -> list[Tensor]:
         """Every factored-out latent (finest first) plus the top latent."""
         return self._encode(x)[0]
@@ -131,7 +125,7 @@ class MultiScaleFlow(nn.Module):
                                    reversed(range(len(self.levels))), strict=True):
             if isinstance(split, Split):
                 h = split.inverse(h, split_latents[i], temperature, generator)
-            h = cast(FlowSequence, level).inverse(h)
+            h = cast(FlowSequence, level).inverse(h)[0]
         return h.contiguous()
 
     def _ref(self) -> Tensor:

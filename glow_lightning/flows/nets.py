@@ -14,13 +14,16 @@ import contextlib
 import functools
 import warnings
 from collections.abc import Iterator
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from glow_lightning.flows.actnorm import ActNorm
-from glow_lightning.flows.spec import NetDType
+
+NetDType = Literal["float32", "bfloat16"]
+NET_DTYPES: tuple[str, ...] = get_args(NetDType)  # the names net_dtype accepts
 
 
 class _Precision(nn.Module):
@@ -57,7 +60,7 @@ def _warn_if_no_cpu_bfloat16() -> None:
 
 
 def set_net_dtype(model: nn.Module, net_dtype: NetDType) -> None:
-    """Set the compute precision (one of ``spec.NET_DTYPES``, checked by the builder) of every
+    """Set the compute precision (one of ``NET_DTYPES``, checked by the builder) of every
     coupling network inside ``model``."""
     for module in model.modules():
         if isinstance(module, _Precision):

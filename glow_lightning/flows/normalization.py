@@ -13,16 +13,26 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from glow_lightning.flows.actnorm import ActNorm
+from glow_lightning.flows.base import InvertibleLayer
 
-class BatchNormFlow(nn.Module):
+
+class BatchNormFlow(InvertibleLayer):
     """Per-channel batch normalisation as a flow layer; input (B, C, H, W). Running averages
-    (``momentum`` as in ``nn.BatchNorm2d``) are buffers, so a checkpoint keeps them."""
+    (``momentum`` as in ``nn.BatchNorm2d``) are buffers, so a checkpoint keeps them.
+
+    >>> norm = BatchNormFlow(1).eval()  # running statistics: mean 0, variance 1
+    >>> y, logdet = norm(torch.full((1, 1, 2, 2), 3.0))
+    >>> back, inv_logdet = norm.inverse(y)
+    >>> back.flatten().tolist(), torch.equal(inv_logdet, -logdet)
+    ([3.0, 3.0, 3.0, 3.0], True)
+    """
 
     running_mean: Tensor
     running_var: Tensor
@@ -52,12 +62,13 @@ class BatchNormFlow(nn.Module):
         z = (x - mean.view(1, -1, 1, 1)) * torch.exp(-log_std).view(1, -1, 1, 1)
         return z, (-log_std.sum() * x.shape[2] * x.shape[3]).expand(x.shape[0])
 
-    def inverse(self, z: Tensor) -> Tensor:
+    def inverse(self, y: Tensor) -> tuple[Tensor, Tensor]:
         """In training mode, the inverse of the last forward (its batch's statistics)."""
         batch = self._batch if self.training else None
         mean, var = batch if batch is not None else (self.running_mean, self.running_var)
-        std = torch.sqrt(var + self.eps).view(1, -1, 1, 1)
-        return z * std + mean.view(1, -1, 1, 1)
+        x = y * torch.sqrt(var + self.eps).view(1, -1, 1, 1) + mean.view(1, -1, 1, 1)
+        log_std = 0.5 * torch.log(var + self.eps)  # as in forward, so the log-dets negate exactly
+        return x, (log_std.sum() * y.shape[2] * y.shape[3]).expand(y.shape[0])
 
 
 @contextlib.contextmanager
@@ -76,14 +87,17 @@ def frozen_statistics(module: nn.Module) -> Iterator[None]:
                 buf.copy_(value)
 
 
-class Logit(nn.Module):
+class Logit(InvertibleLayer):
     """``y = logit(α + (1 − 2α)(x + ½))`` for flow inputs ``x`` in [−½, ½]; log-det
-    ``Σ [log(1 − 2α) + softplus(y) + softplus(−y)]``.
+    ``Σ [log(1 − 2α) + softplus(y) + softplus(−y)]``, the inverse's its negative.
 
     >>> layer = Logit(0.05)
     >>> y, logdet = layer(torch.zeros(1, 1, 1, 1))
     >>> float(y), round(float(logdet), 4)  # p = 1/2: logit 0, slope 0.9 / 0.25
     (0.0, 1.2809)
+    >>> back, inv_logdet = layer.inverse(y)
+    >>> float(back), round(float(inv_logdet), 4)
+    (0.0, -1.2809)
     """
 
     def __init__(self, alpha: float = 0.05) -> None:
@@ -92,11 +106,23 @@ class Logit(nn.Module):
             raise ValueError(f"logit alpha must lie in (0, 0.5), got {alpha!r}")
         self.alpha = float(alpha)
 
+    def _logdet(self, y: Tensor) -> Tensor:
+        """The forward's log-det (B,), read off its output ``y``."""
+        per_dim = F.softplus(y) + F.softplus(-y)  # −log s − log(1 − s)
+        return per_dim.sum(dim=(1, 2, 3)) + y[0].numel() * math.log1p(-2 * self.alpha)
+
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         s = self.alpha + (1 - 2 * self.alpha) * (x + 0.5)
         y = torch.log(s) - torch.log1p(-s)
-        per_dim = F.softplus(y) + F.softplus(-y)  # −log s − log(1 − s)
-        return y, per_dim.sum(dim=(1, 2, 3)) + x[0].numel() * math.log1p(-2 * self.alpha)
+        return y, self._logdet(y)
 
-    def inverse(self, y: Tensor) -> Tensor:
-        return (torch.sigmoid(y) - self.alpha) / (1 - 2 * self.alpha) - 0.5
+    def inverse(self, y: Tensor) -> tuple[Tensor, Tensor]:
+        return (torch.sigmoid(y) - self.alpha) / (1 - 2 * self.alpha) - 0.5, -self._logdet(y)
+
+
+# realnvp.flow_norm → the layers that follow each RealNVP coupling on ``channels`` channels
+FLOW_NORMS: dict[str, Callable[[int], list[InvertibleLayer]]] = {
+    "batchnorm": lambda channels: [BatchNormFlow(channels)],
+    "actnorm": lambda channels: [ActNorm(channels)],
+    "none": lambda channels: [],
+}

@@ -13,9 +13,7 @@ unless ``split_prior``.
 
 from __future__ import annotations
 
-from torch import nn
-
-from glow_lightning.flows.actnorm import ActNorm
+from glow_lightning.flows.base import InvertibleLayer
 from glow_lightning.flows.coupling import (
     ChannelMask,
     CheckerboardMask,
@@ -25,37 +23,35 @@ from glow_lightning.flows.coupling import (
 )
 from glow_lightning.flows.multiscale import MultiScaleFlow, Split
 from glow_lightning.flows.nets import ResNet
-from glow_lightning.flows.normalization import BatchNormFlow, Logit
+from glow_lightning.flows.normalization import FLOW_NORMS, Logit
+from glow_lightning.flows.registry import pick
 from glow_lightning.flows.sequential import FlowSequence
-from glow_lightning.flows.spec import FlowConfig
+from glow_lightning.flows.spec import FlowConfig, setting
 from glow_lightning.flows.squeeze import Squeeze
 
 
 def realnvp_coupling(mask: Mask, hidden: int, cfg: FlowConfig) -> Coupling:
-    """An affine coupling with RealNVP's residual net and scale function."""
+    """An affine coupling ``y_b = x_b·e^s + t`` with RealNVP's residual net and scale function
+    (``cfg.scale_fn``, by default ``tanh``)."""
     r = cfg.realnvp
     net = ResNet(mask.net_channels, mask.n_change, hidden, r.blocks, parts=2,
                  weight_norm=r.weight_norm, batch_norm=r.batch_norm)
-    scale = scale_function(r.scale_fn, mask.n_change, cfg.affine_clamp)
+    scale = scale_function(setting(cfg, "scale_fn", "realnvp"), mask.n_change, cfg.affine_clamp)
     return Coupling(mask, net, scale, shift_first=False)
 
 
-def _normed(coupling: Coupling, channels: int, flow_norm: str) -> list[nn.Module]:
-    if flow_norm == "batchnorm":
-        return [coupling, BatchNormFlow(channels)]
-    if flow_norm == "actnorm":
-        return [coupling, ActNorm(channels)]
-    return [coupling]
+def _normed(coupling: Coupling, channels: int, flow_norm: str) -> list[InvertibleLayer]:
+    return [coupling, *pick("realnvp.flow_norm", flow_norm, FLOW_NORMS)(channels)]
 
 
 def checkerboards(shape: tuple[int, int, int], n: int, hidden: int, cfg: FlowConfig
-                  ) -> list[nn.Module]:
+                  ) -> list[InvertibleLayer]:
     c, h, w = shape
     return [m for i in range(n) for m in _normed(
         realnvp_coupling(CheckerboardMask(c, h, w, i % 2), hidden, cfg), c, cfg.realnvp.flow_norm)]
 
 
-def channelwise(c: int, n: int, hidden: int, cfg: FlowConfig) -> list[nn.Module]:
+def channelwise(c: int, n: int, hidden: int, cfg: FlowConfig) -> list[InvertibleLayer]:
     return [m for i in range(n) for m in _normed(
         realnvp_coupling(ChannelMask(c, bool(i % 2)), hidden, cfg), c, cfg.realnvp.flow_norm)]
 
@@ -72,7 +68,7 @@ class RealNVP(MultiScaleFlow):
         splits: list[Split | None] = []
         for level in range(cfg.levels):
             last = level == cfg.levels - 1
-            layers: list[nn.Module] = [Logit(alpha)] if level == 0 and alpha else []
+            layers: list[InvertibleLayer] = [Logit(alpha)] if level == 0 and alpha else []
             layers += checkerboards((c, h, w), cfg.steps + 1 if last else cfg.steps, hidden, cfg)
             if not last:
                 c, h, w, hidden = c * 4, h // 2, w // 2, hidden * 2  # (B, 4C, H/2, W/2)

@@ -5,37 +5,35 @@ Glow reference code's ``memory_saving_gradients``): the forward pass keeps only 
 output; backward walks the layers in reverse, recomputing each layer's input with its exact
 inverse and re-running that single layer under autograd. Activation memory is then constant in the
 number of layers instead of linear, at the cost of one extra forward and inverse per layer.
+
+A sequence ``f = f_n ∘ … ∘ f_1`` has ``log|det ∂f/∂x| = Σ_i log|det ∂f_i/∂x_i|`` (the chain rule),
+and its inverse runs the layers backwards summing their inverse log-dets.
+
+>>> from glow_lightning.flows.squeeze import Squeeze
+>>> from glow_lightning.flows.permutations import Reverse
+>>> seq = FlowSequence([Squeeze(), Reverse(4)])
+>>> x = torch.arange(4.0).view(1, 1, 2, 2)
+>>> y, logdet = seq(x)
+>>> y.flatten().tolist(), torch.equal(seq.inverse(y)[0], x), logdet.tolist()
+([3.0, 2.0, 1.0, 0.0], True, [0.0])
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
 
-from glow_lightning.flows.coupling import Rebuilt
+from glow_lightning.flows.base import InvertibleLayer
 from glow_lightning.flows.normalization import frozen_statistics
 
 
-class FlowLayer(Protocol):
-    """What every flow layer provides: ``layer(x) -> (z, logdet)`` and its inverse.
-
-    Optional, for memory-saving backprop: ``rebuild(z) -> Rebuilt`` (recompute the forward from
-    the output with fewer evaluations than inverse + forward, as couplings do) and
-    ``parts() -> list`` (a composite layer, e.g. a Glow step, re-run one part at a time).
-    """
-
-    def __call__(self, x: Tensor) -> tuple[Tensor, Tensor]: ...
-
-    def inverse(self, z: Tensor) -> Tensor: ...
-
-
-class FlowSequence(nn.Module):
+class FlowSequence(InvertibleLayer):
     """Layers applied in order: ``forward`` sums log-dets, ``inverse`` runs them backwards."""
 
-    def __init__(self, layers: Sequence[nn.Module], memory_saving: bool = False) -> None:
+    def __init__(self, layers: Sequence[InvertibleLayer], memory_saving: bool = False) -> None:
         super().__init__()
         self.layers = nn.ModuleList(layers)
         self.memory_saving = memory_saving
@@ -54,16 +52,21 @@ class FlowSequence(nn.Module):
             return z, logdet
         return self.forward_plain(x)
 
-    def inverse(self, z: Tensor) -> Tensor:
-        for layer in reversed(self.layers):
-            z = cast(FlowLayer, layer).inverse(z)
-        return z
+    def inverse(self, y: Tensor) -> tuple[Tensor, Tensor]:
+        logdets = []
+        for layer in reversed(self.invertible()):
+            y, ld = layer.inverse(y)
+            logdets.append(ld)
+        return y, torch.stack(logdets).sum(0)
 
-    def units(self) -> Iterator[Any]:
+    def units(self) -> Iterator[InvertibleLayer]:
         """The layers as memory-saving backprop re-runs them, last first."""
-        for layer in reversed(self.layers):
-            parts = getattr(layer, "parts", None)
-            yield from reversed(parts()) if parts is not None else (layer,)
+        for layer in reversed(self.invertible()):
+            yield from reversed(layer.parts())
+
+    def invertible(self) -> list[InvertibleLayer]:
+        """The layers, typed as what the constructor took."""
+        return cast(list[InvertibleLayer], list(self.layers))
 
 
 class _InvertibleBackprop(torch.autograd.Function):
@@ -89,26 +92,14 @@ class _InvertibleBackprop(torch.autograd.Function):
         return (None, grad_z, *param_grads)
 
 
-def _rebuild(unit: Any, z: Tensor) -> Rebuilt:
-    """Input leaves of ``unit`` given its output ``z``, and its forward from them."""
-    rebuild = getattr(unit, "rebuild", None)
-    if rebuild is not None:  # couplings: one net evaluation instead of two
-        return cast(Rebuilt, rebuild(z))
-    with torch.no_grad():
-        x = unit.inverse(z)
-    x = x.detach().requires_grad_(True)
-    z_again, logdet = unit(x)
-    return Rebuilt((x,), lambda leaf: leaf, z_again, logdet)
-
-
-def _unit_backward(unit: Any, z: Tensor, grad_z: Tensor, grad_logdet: Tensor,
+def _unit_backward(unit: InvertibleLayer, z: Tensor, grad_z: Tensor, grad_logdet: Tensor,
                    index: dict[int, int],
                    param_grads: list[Tensor | None]) -> tuple[Tensor, Tensor]:
     """Reconstruct one unit's input from its output, re-run it under autograd, backprop it alone.
     Returns the gradient w.r.t. the unit's input and the (detached) input itself."""
     params = [p for p in unit.parameters() if id(p) in index]
     with torch.enable_grad():
-        r = _rebuild(unit, z)
+        r = unit.rebuild(z)
         pairs = [(t, g) for t, g in ((r.z, grad_z), (r.logdet, grad_logdet)) if t.requires_grad]
         grads = torch.autograd.grad([t for t, _ in pairs], (*r.leaves, *params),
                                     [g for _, g in pairs], allow_unused=True)

@@ -3,12 +3,22 @@
 Output channel ``4c + 2i + j`` holds pixel ``(2y + i, 2x + j)`` of input channel ``c``. The squeezed
 tensor is written once, directly in channels-last memory order: every convolution after it then runs
 oneDNN's NHWC kernels with no layout reorders (values and shapes are those of the plain layout).
+A permutation of the entries: log-det 0 both ways.
+
+>>> x = torch.arange(8.0).view(1, 2, 2, 2)
+>>> y, logdet = Squeeze()(x)
+>>> y.shape, y[0, :4].flatten().tolist(), logdet.tolist()
+(torch.Size([1, 8, 1, 1]), [0.0, 1.0, 2.0, 3.0], [0.0])
+>>> torch.equal(Squeeze().inverse(y)[0], x)
+True
 """
 
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
+
+from glow_lightning.flows.base import InvertibleLayer, zero_logdet
 
 
 def squeeze(x: Tensor) -> Tensor:
@@ -24,14 +34,14 @@ def unsqueeze(z: Tensor) -> Tensor:
     return z.contiguous().view(b, h * 2, w * 2, c // 4).permute(0, 3, 1, 2)
 
 
-class Squeeze(nn.Module):
+class Squeeze(InvertibleLayer):
     """Volume-preserving reshape; log-det 0."""
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        return squeeze(x), x.new_zeros(x.shape[0])
+        return squeeze(x), zero_logdet(x)
 
-    def inverse(self, z: Tensor) -> Tensor:
-        return unsqueeze(z)
+    def inverse(self, y: Tensor) -> tuple[Tensor, Tensor]:
+        return unsqueeze(y), zero_logdet(y)
 
 
 def is_channels_last(x: Tensor) -> bool:

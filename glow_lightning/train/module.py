@@ -15,8 +15,9 @@ a resumed run repeats an uninterrupted one step for step. The optimiser and sche
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, cast
 
 import lightning as L
@@ -36,7 +37,7 @@ from glow_lightning.flows import (
     data_init,
     is_initialised,
 )
-from glow_lightning.flows.spec import replace
+from glow_lightning.flows.spec import from_fields, to_fields
 from glow_lightning.ops import bins_to_float, bits_per_dim, dequantize, level_bit_names, level_bits
 from glow_lightning.train.ema import EMA
 from glow_lightning.train.guard import NonFiniteGuard
@@ -64,25 +65,31 @@ def metric_names(levels: int, num_classes: int) -> dict[str, Metric]:
 
 
 class GlowModule(L.LightningModule):
-    """Train and evaluate a flow for images of ``image_shape`` (C, H, W). ``model`` holds
-    :class:`~glow_lightning.flows.spec.FlowConfig` fields (the rest keep their defaults),
-    ``optim`` :class:`~glow_lightning.config.OptimConfig` fields; ``num_classes > 0`` makes
+    """Train and evaluate a flow for images of ``image_shape`` (C, H, W). ``model`` is a
+    :class:`~glow_lightning.flows.spec.FlowConfig` (or its fields as plain values, as a
+    checkpoint stores them; the rest keep their defaults), ``optim`` an
+    :class:`~glow_lightning.config.OptimConfig` (or its fields); ``num_classes > 0`` makes
     the flow class-conditional; ``seed`` draws its fixed permutations and the training noise.
     ``compile`` compiles the flow in place (:func:`~glow_lightning.flows.compile_flow`) once
     ActNorm is initialised. ``experiment`` (optional) is the resolved experiment config, kept
     in the checkpoint so that ``glow-lightning test/sample/interpolate ckpt=...`` can rebuild
     the data module."""
 
-    def __init__(self, image_shape: Sequence[int], model: dict[str, Any] | None = None,
-                 num_classes: int = 0, n_bits: int = 8, optim: dict[str, Any] | None = None,
+    def __init__(self, image_shape: Sequence[int],
+                 model: FlowConfig | Mapping[str, Any] | None = None, num_classes: int = 0,
+                 n_bits: int = 8, optim: OptimConfig | Mapping[str, Any] | None = None,
                  compile: bool = False, seed: int = 0,
                  experiment: dict[str, Any] | None = None) -> None:
         super().__init__()
+        # the dataclasses travel whole; plain values (a checkpoint's) become one once, here
+        self.flow_cfg = model if isinstance(model, FlowConfig) else from_fields(model)
+        self.optim_cfg = optim if isinstance(optim, OptimConfig) else OptimConfig(**(optim or {}))
         self.save_hyperparameters(logger=False)  # the run's config is logged once, by run.py
-        self.flow_cfg: FlowConfig = replace(FlowConfig(), **(model or {}))
+        # checkpoints hold plain values only (weights-only loadable)
+        self.hparams.update(model=to_fields(self.flow_cfg),
+                            optim=dataclasses.asdict(self.optim_cfg))
         self.flow: MultiScaleFlow = build_flow(image_shape, self.flow_cfg,
                                                num_classes=num_classes, seed=seed)
-        self.optim_cfg = OptimConfig(**(optim or {}))
         self.n_bits = n_bits
         decay = self.optim_cfg.ema_decay
         self.ema = EMA(self.flow, decay) if decay > 0 else None

@@ -23,7 +23,7 @@ from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 
 from glow_lightning.config import ExperimentConfig, to_dict, to_yaml
 from glow_lightning.errors import ConfigError, DataError, TrainingDiverged
-from glow_lightning.flows import FlowConfig, check
+from glow_lightning.flows import check
 from glow_lightning.train.budget import TimeBudget
 from glow_lightning.train.checkpointing import (
     AtomicCheckpointIO,
@@ -84,16 +84,10 @@ def build_datamodule(cfg: ExperimentConfig) -> ImageDataModule:
         raise ConfigError(f"config error in data: {err}") from None
 
 
-def flow_fields(cfg: ExperimentConfig) -> dict[str, Any]:
-    """The :class:`~glow_lightning.flows.spec.FlowConfig` part of ``cfg.model`` as plain values
-    (what :class:`GlowModule` stores in its checkpoint)."""
-    names = {f.name for f in dataclasses.fields(FlowConfig)}
-    return {k: v for k, v in dataclasses.asdict(cfg.model).items() if k in names}
-
-
 def check_model(cfg: ExperimentConfig, image_shape: tuple[int, ...], num_classes: int = 0
                 ) -> None:
-    """Model settings against the image shape, before any data is loaded (fail fast)."""
+    """Model settings against the image shape, before any data is loaded (fail fast); the
+    module's build checks them once more, as every build of a flow does."""
     try:
         check(cfg.model, image_shape, num_classes)
     except ValueError as err:
@@ -108,10 +102,9 @@ def build_module(cfg: ExperimentConfig, image_shape: tuple[int, ...], num_classe
         raise ConfigError("config error: model.conditional=true needs a dataset with labels; "
                           "set data.label_column= or model.conditional=false")
     classes = num_classes if cfg.model.conditional else 0
-    check_model(cfg, image_shape, classes)
-    return GlowModule(list(image_shape), flow_fields(cfg), num_classes=classes, n_bits=n_bits,
-                      optim=dataclasses.asdict(cfg.optim), compile=cfg.model.compile,
-                      seed=cfg.seed, experiment=to_dict(cfg))
+    return GlowModule(list(image_shape), cfg.model, num_classes=classes, n_bits=n_bits,
+                      optim=cfg.optim, compile=cfg.model.compile, seed=cfg.seed,
+                      experiment=to_dict(cfg))
 
 
 def build_logger(cfg: ExperimentConfig, run_dir: Path, resume: str | None = None) -> Logger | bool:
