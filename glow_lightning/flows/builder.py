@@ -12,6 +12,7 @@ from glow_lightning.flows.coupling import TanhScale
 from glow_lightning.flows.glow import Glow
 from glow_lightning.flows.multiscale import MultiScaleFlow
 from glow_lightning.flows.nets import WNConv2d, set_net_dtype
+from glow_lightning.flows.priors import set_prior_clamp
 from glow_lightning.flows.realnvp import RealNVP
 from glow_lightning.flows.spec import FlowConfig, NetDType, check, replace
 
@@ -31,6 +32,7 @@ def build_flow(image_shape: Sequence[int], cfg: FlowConfig | None = None, *,
     else:
         flow = Glow(shape, cfg, num_classes, seed)
     set_net_dtype(flow, cast(NetDType, cfg.net_dtype))
+    set_prior_clamp(flow, cfg.prior_clamp if cfg.prior_scale == "softclamp" else 0.0)
     return channels_last_weights(flow)
 
 

@@ -20,6 +20,7 @@ ScaleFn = Literal["sigmoid", "softclamp", "tanh"]
 AffineForm = Literal["shift_scale", "scale_shift"]
 FlowNorm = Literal["batchnorm", "actnorm", "none"]
 NetDType = Literal["float32", "bfloat16"]
+PriorScale = Literal["free", "softclamp"]
 
 ARCHITECTURES = ("glow", "realnvp")
 COUPLINGS = ("additive", "affine")
@@ -28,6 +29,7 @@ SCALE_FNS = ("sigmoid", "softclamp", "tanh")
 AFFINE_FORMS = ("shift_scale", "scale_shift")
 FLOW_NORMS = ("batchnorm", "actnorm", "none")
 NET_DTYPES = ("float32", "bfloat16")
+PRIOR_SCALES = ("free", "softclamp")
 
 
 @dataclass
@@ -54,7 +56,9 @@ class RealNVPConfig:
 class FlowConfig:
     """A Glow or RealNVP model. ``steps`` is K (Glow) or the couplings per mask type per scale
     (RealNVP, 3 in the paper); ``scale_fn`` / ``affine_clamp`` / ``affine_form`` /
-    ``net_actnorm`` shape Glow's affine couplings (see :mod:`glow_lightning.flows.coupling`)."""
+    ``net_actnorm`` shape Glow's affine couplings (see :mod:`glow_lightning.flows.coupling`);
+    ``prior_scale`` / ``prior_clamp`` the learned priors' log-scale (see
+    :mod:`glow_lightning.flows.priors`)."""
 
     architecture: str = "glow"  # glow | realnvp
     levels: int = 3
@@ -68,6 +72,8 @@ class FlowConfig:
     permutation: str = "invconv_lu"  # reverse | shuffle | invconv | invconv_lu
     learn_top: bool = True
     split_prior: bool = True
+    prior_scale: str = "free"  # free (reference) | softclamp: clamp·tanh(logs/clamp)
+    prior_clamp: float = 3.0  # bound of the learned priors' log-scale under softclamp
     memory_saving: bool = False
     net_dtype: str = "float32"  # float32 | bfloat16: coupling networks only (flow stays exact)
     realnvp: RealNVPConfig = field(default_factory=RealNVPConfig)
@@ -97,16 +103,21 @@ def check(cfg: FlowConfig, image_shape: Sequence[int], num_classes: int = 0) -> 
     _choice("scale_fn", cfg.scale_fn, SCALE_FNS)
     _choice("affine_form", cfg.affine_form, AFFINE_FORMS)
     _choice("net_dtype", cfg.net_dtype, NET_DTYPES)
+    _choice("prior_scale", cfg.prior_scale, PRIOR_SCALES)
     _choice("realnvp.flow_norm", cfg.realnvp.flow_norm, FLOW_NORMS)
     _choice("realnvp.scale_fn", cfg.realnvp.scale_fn, SCALE_FNS)
     for name in ("levels", "steps", "hidden_channels"):
         _positive(name, getattr(cfg, name))
     _positive("realnvp.blocks", cfg.realnvp.blocks)
     _number("affine_clamp", cfg.affine_clamp, 0.0)
+    _number("prior_clamp", cfg.prior_clamp, 0.0)
     _number("realnvp.logit_alpha", cfg.realnvp.logit_alpha, 0.0, 0.5)
     if cfg.scale_fn == "softclamp" and not cfg.affine_clamp:
         raise ValueError("scale_fn=softclamp needs affine_clamp > 0 (the bound of the log-scale, "
                          "e.g. 2)")
+    if cfg.prior_scale == "softclamp" and not cfg.prior_clamp:
+        raise ValueError("prior_scale=softclamp needs prior_clamp > 0 (the bound of the priors' "
+                         "log-scale, e.g. 3)")
     if not isinstance(num_classes, int) or num_classes < 0:
         raise ValueError("num_classes must be 0 (unconditional) or a positive int, "
                          f"got {num_classes!r}")
