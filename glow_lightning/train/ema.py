@@ -12,7 +12,7 @@ WARMUP = 10  # the decay's warm-up constant: (1 + t) / (WARMUP + t)
 
 def warm_decay(decay: float, updates: int) -> float:
     """The decay of update number ``updates`` (0-based): ``min(decay, (1 + t) / (10 + t))``
-    (TensorFlow's ``ExponentialMovingAverage(num_updates=t)``, which openai/glow uses). A fixed
+    (the warm-up of TensorFlow's ``ExponentialMovingAverage(num_updates=t)``). A fixed
     0.999 from the first step keeps 0.999^1400 ≈ 25% of the first weights after 1,400 steps;
     warmed up, the average forgets them within a few hundred steps and reaches ``decay`` at
     ``t = (10·decay − 1) / (1 − decay)`` (8,990 for 0.999).
