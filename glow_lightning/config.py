@@ -65,6 +65,7 @@ class OptimConfig:
     decay_fraction: float = 1.0  # the decay spans this last fraction of the steps after warmup
     grad_clip: float = 0.0  # max gradient norm; 0 disables
     ema_decay: float = 0.0  # Polyak averaging of the weights for eval and sampling; 0 disables
+    ema_eval: bool = True  # evaluate, test and sample with the EMA weights (False: the raw ones)
     class_loss_weight: float = 0.01
     max_skipped_in_row: int = 20  # stop after this many non-finite steps in a row (all skipped)
 

@@ -23,6 +23,7 @@ from glow_lightning.commands.ablate import plan
 from glow_lightning.config import load_config
 from glow_lightning.errors import ConfigError
 from glow_lightning.flows import build_flow
+from glow_lightning.flows.priors import SplitPrior, TopPrior
 from tests.wandb_reader import (
     WANDB_ENV_DIRS,
     find_run_dirs,
@@ -317,3 +318,17 @@ def test_long_cell_names_give_tags_wandb_accepts():
     cfg = cell_config(ab.words, cell, 0, ab.budget, ab.out, ab.group)
     assert len(cell.name) > 64 and all(1 <= len(t) <= 64 for t in cfg.logger.tags)
     assert cfg.logger.extra_config["cell"] == cell.name
+
+
+def test_prior_spec_crosses_the_blown_up_cells_with_the_bound():
+    spec = load_spec("digits_prior")
+    cells = {c.name: c for c in spec.grid()}
+    assert spec.seeds == 3 and spec.budget_steps == load_spec("digits").budget_steps
+    for base in ("additive-shuffle", "additive-reverse", "affine-shuffle"):
+        for scale, clamp in (("free", 0.0), ("softclamp", 3.0)):
+            cfg = load_config([*spec.base_overrides(), *cells[f"{base}-prior_scale={scale}"]
+                               .overrides()])
+            flow = build_flow((1, 32, 32), cfg.model)
+            priors = [m for m in flow.modules() if isinstance(m, (SplitPrior, TopPrior))]
+            assert len(priors) == 3 and {m.clamp for m in priors} == {clamp}  # 2 splits + top
+    assert all(a in cells and b in cells for a, _, b in spec.claims or [])

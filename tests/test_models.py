@@ -14,6 +14,9 @@ VARIANTS = {
     "glow_affine_lu_clamped": dict(coupling="affine", permutation="invconv_lu", affine_clamp=2.0),
     "glow_additive_invconv": dict(coupling="additive", permutation="invconv"),
     "glow_affine_shuffle_cond": dict(coupling="affine", permutation="shuffle", num_classes=3),
+    "glow_affine_shuffle_cond_bounded_prior": dict(coupling="affine", permutation="shuffle",
+                                                   num_classes=3, prior_scale="softclamp",
+                                                   prior_clamp=0.5),
     "glow_additive_reverse": dict(coupling="additive", permutation="reverse", learn_top=False),
     # the paper's RealNVP (batch norm in the nets and after every coupling, logit
     # preprocessing), evaluated in eval mode: running statistics make it one fixed bijection

@@ -100,6 +100,19 @@ def test_sigkill_mid_epoch_then_resume_repeats_the_uninterrupted_run(tmp_path, d
     assert bpd == pytest.approx(expected_bpd, abs=1e-6)
     assert (tmp_path / "crash" / "checkpoints" / "step0000016.ckpt").is_file()  # saved at the end
     assert unsafe_globals(tmp_path / "crash" / "checkpoints" / "last.ckpt") == []  # weights-only
+    _assert_same_ema(tmp_path / "full", tmp_path / "crash")
+
+
+def _assert_same_ema(full: Path, resumed: Path) -> None:
+    """The EMA shadow weights and update count of the resumed run equal the uninterrupted run's
+    bit for bit (the warmed-up decay depends on the count)."""
+    states = [torch.load(run / "checkpoints" / "step0000016.ckpt", weights_only=True)["state_dict"]
+              for run in (full, resumed)]
+    keys = [k for k in states[0] if k.startswith("ema.")]
+    assert "ema.num_updates" in keys and int(states[0]["ema.num_updates"]) == 16
+    assert len(keys) > 10 and sorted(keys) == sorted(k for k in states[1] if k.startswith("ema."))
+    for key in keys:
+        assert torch.equal(states[0][key], states[1][key]), key
 
 
 def test_atomic_save_leaves_the_previous_checkpoint_when_a_write_fails(tmp_path):

@@ -22,6 +22,7 @@ from glow_lightning.flows.multiscale import MultiScaleFlow
 from glow_lightning.flows.nets import NET_DTYPES, NetDType, WNConv2d, set_net_dtype
 from glow_lightning.flows.normalization import FLOW_NORMS
 from glow_lightning.flows.permutations import PERMUTATIONS
+from glow_lightning.flows.priors import PRIOR_SCALES, set_prior_clamp
 from glow_lightning.flows.realnvp import RealNVP
 from glow_lightning.flows.registry import pick
 from glow_lightning.flows.spec import FlowConfig, replace
@@ -36,7 +37,7 @@ ARCHITECTURES: dict[str, Callable[[tuple[int, int, int], FlowConfig, int, int], 
 CHOICES: dict[str, Mapping[str, object]] = {
     "architecture": ARCHITECTURES, "coupling": COUPLINGS, "permutation": PERMUTATIONS,
     "scale_fn": SCALE_FNS, "affine_form": AFFINE_FORMS, "net_dtype": dict.fromkeys(NET_DTYPES),
-    "realnvp.flow_norm": FLOW_NORMS,
+    "realnvp.flow_norm": FLOW_NORMS, "prior_scale": PRIOR_SCALES,
 }
 UNSET_MEANS_OWN = ("scale_fn", "affine_form")  # None: the architecture's own (spec.OWN_SETTINGS)
 
@@ -53,6 +54,7 @@ def build_flow(image_shape: Sequence[int], cfg: FlowConfig | None = None, *,
     shape = cast(tuple[int, int, int], tuple(int(s) for s in image_shape))
     flow = ARCHITECTURES[cfg.architecture](shape, cfg, num_classes, seed)
     set_net_dtype(flow, cast(NetDType, cfg.net_dtype))
+    set_prior_clamp(flow, cfg.prior_clamp if cfg.prior_scale == "softclamp" else 0.0)
     return channels_last_weights(flow)
 
 
@@ -66,6 +68,10 @@ def check(cfg: FlowConfig, image_shape: Sequence[int], num_classes: int = 0) -> 
         _positive(name, getattr(cfg, name))
     _positive("realnvp.blocks", cfg.realnvp.blocks)
     _number("affine_clamp", cfg.affine_clamp, 0.0)
+    _number("prior_clamp", cfg.prior_clamp, 0.0)
+    if cfg.prior_scale == "softclamp" and not cfg.prior_clamp:
+        raise ConfigError("prior_scale=softclamp needs prior_clamp > 0 (the bound of the priors' "
+                          "log-scale, e.g. 3)")
     _number("realnvp.logit_alpha", cfg.realnvp.logit_alpha, 0.0, 0.5)
     if cfg.scale_fn == "softclamp" and not cfg.affine_clamp:
         raise ConfigError("scale_fn=softclamp needs affine_clamp > 0 (the bound of the "

@@ -47,7 +47,9 @@ class FlowConfig:
     (RealNVP, 3 in the paper); ``scale_fn`` / ``affine_clamp`` / ``affine_form`` shape both
     architectures' affine couplings (unset: the architecture's own, ``OWN_SETTINGS``; RealNVP
     has only ``scale_shift``), ``net_actnorm`` Glow's nets (see
-    :mod:`glow_lightning.flows.coupling`)."""
+    :mod:`glow_lightning.flows.coupling`).;
+    ``prior_scale`` / ``prior_clamp`` the learned priors' log-scale (see
+    :mod:`glow_lightning.flows.priors`)."""
 
     architecture: str = "glow"  # glow | realnvp
     levels: int = 3
@@ -61,6 +63,8 @@ class FlowConfig:
     permutation: str = "invconv_lu"  # reverse | shuffle | invconv | invconv_lu
     learn_top: bool = True
     split_prior: bool = True
+    prior_scale: str = "free"  # free (reference) | softclamp: clamp·tanh(logs/clamp)
+    prior_clamp: float = 3.0  # bound of the learned priors' log-scale under softclamp
     memory_saving: bool = False
     net_dtype: str = "float32"  # float32 | bfloat16: coupling networks only (flow stays exact)
     realnvp: RealNVPConfig = field(default_factory=RealNVPConfig)

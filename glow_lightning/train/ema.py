@@ -7,13 +7,30 @@ import copy
 import torch
 from torch import nn
 
+WARMUP = 10  # the decay's warm-up constant: (1 + t) / (WARMUP + t)
+
+
+def warm_decay(decay: float, updates: int) -> float:
+    """The decay of update number ``updates`` (0-based): ``min(decay, (1 + t) / (10 + t))``
+    (the warm-up of TensorFlow's ``ExponentialMovingAverage(num_updates=t)``). A fixed
+    0.999 from the first step keeps 0.999^1400 ≈ 25% of the first weights after 1,400 steps;
+    warmed up, the average forgets them within a few hundred steps and reaches ``decay`` at
+    ``t = (10·decay − 1) / (1 − decay)`` (8,990 for 0.999).
+
+    >>> [round(warm_decay(0.999, t), 4) for t in (0, 1, 10, 100, 8991, 20000)]
+    [0.1, 0.1818, 0.55, 0.9182, 0.999, 0.999]
+    """
+    return min(decay, (1 + updates) / (WARMUP + updates))
+
 
 class EMA(nn.Module):
-    """Holds ``shadow``, a copy of the model whose parameters track ``decay``-averages.
+    """Holds ``shadow``, a copy of the model whose parameters track ``decay``-averages, the decay
+    warmed up by :func:`warm_decay`.
 
-    It is a submodule of the LightningModule, so checkpoints carry it. Buffers (e.g. ActNorm's
-    ``initialized``) are copied, not averaged. The first update copies the weights exactly, so the
-    average starts from the data-initialised model rather than the random init.
+    It is a submodule of the LightningModule, so checkpoints carry the shadow and the update
+    count, and a resumed run continues the same average. Buffers (e.g. ActNorm's
+    ``initialized``) are copied, not averaged. The first update copies the weights exactly: the
+    shadow is built before ActNorm's data-dependent init and must not keep any of the random one.
     """
 
     num_updates: torch.Tensor
@@ -26,7 +43,8 @@ class EMA(nn.Module):
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
-        weight = 1.0 if int(self.num_updates) == 0 else 1.0 - self.decay
+        t = int(self.num_updates)
+        weight = 1.0 if t == 0 else 1.0 - warm_decay(self.decay, t)
         for shadow, live in zip(self.shadow.parameters(), model.parameters(), strict=True):
             shadow.lerp_(live.detach(), weight)
         for shadow_b, live_b in zip(self.shadow.buffers(), model.buffers(), strict=True):

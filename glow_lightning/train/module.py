@@ -49,11 +49,13 @@ STATE_KEY = "glow_lightning"  # checkpoint entry: batch counter, guard counts, p
 EVAL_NOISE_SEED = 0  # seeds the fixed per-image dequantisation noise of val and test
 
 
-def metric_names(levels: int, num_classes: int) -> dict[str, Metric]:
-    """The module's metrics: the mean bpd per stage, the per-level terms for val and test, and the
-    class loss and accuracy of class-conditional flows (``MeanMetric``); the worst image's bpd
-    for val and test (``MaxMetric``: a mean carried by one image shows there)."""
+def metric_names(levels: int, num_classes: int, ema: bool = False) -> dict[str, Metric]:
+    """The module's metrics: the mean bpd per stage, the per-level terms for val and test, the
+    class loss and accuracy of class-conditional flows, the validation bpd of the raw and the EMA
+    weights when ``ema`` (``MeanMetric``); the worst image's bpd for val and test (``MaxMetric``:
+    a mean carried by one image shows there)."""
     names = [f"{stage}_bpd" for stage in STAGES]
+    names += ["val_bpd_raw", "val_bpd_ema"] if ema else []
     for stage in ("val", "test"):
         names += [f"{stage}_{name}" for name in level_bit_names(levels)]
     if num_classes:
@@ -93,7 +95,8 @@ class GlowModule(L.LightningModule):
         self.n_bits = n_bits
         decay = self.optim_cfg.ema_decay
         self.ema = EMA(self.flow, decay) if decay > 0 else None
-        self.metrics = torch.nn.ModuleDict(metric_names(len(self.flow.levels), num_classes))
+        self.metrics = torch.nn.ModuleDict(metric_names(len(self.flow.levels), num_classes,
+                                                        self.ema is not None))
         self.guard = NonFiniteGuard(self.optim_cfg.max_skipped_in_row)
         self.noise_seed = seed
         self.train_batches = 0  # training batches seen, skipped ones included; seeds the noise
@@ -114,8 +117,11 @@ class GlowModule(L.LightningModule):
         return self.flow.num_classes
 
     def eval_flow(self) -> MultiScaleFlow:
-        """The weights used for evaluation and sampling: the EMA copy when enabled."""
-        return self.ema.shadow if self.ema is not None else self.flow  # type: ignore[return-value]
+        """The weights used for evaluation and sampling: the EMA copy when enabled and
+        ``optim.ema_eval``."""
+        if self.ema is not None and self.optim_cfg.ema_eval:
+            return self.ema.shadow  # type: ignore[return-value]
+        return self.flow
 
     @contextlib.contextmanager
     def sampling(self) -> Iterator[MultiScaleFlow]:
@@ -304,6 +310,18 @@ class GlowModule(L.LightningModule):
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         self._shared_step(batch, "val")
+        if self.ema is not None:
+            self._validate_both_weights(batch)
+
+    def _validate_both_weights(self, batch: Any) -> None:
+        """``val/bpd_raw`` and ``val/bpd_ema`` (EMA on) on the same images and noise as
+        ``val/bpd``, which is one of them (``optim.ema_eval``): whether the average helps reads
+        off one validation. Two more forwards, validation only."""
+        bins, y = self._unpack(batch)
+        x = self.to_flow_input(bins, self._eval_noise(bins))
+        for name, flow in (("bpd_raw", self.flow), ("bpd_ema", cast(EMA, self.ema).shadow)):
+            bpd = bits_per_dim(flow(x, y).log_prob, self.flow.num_dims, self.n_bits)
+            self._log_mean("val", name, bpd, on_step=False)
 
     def test_step(self, batch: Any, batch_idx: int) -> None:
         self._shared_step(batch, "test")

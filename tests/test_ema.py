@@ -1,0 +1,50 @@
+"""The EMA of the weights: a decay warmed up as ``min(decay, (1 + t) / (10 + t))``, validation
+with both the raw and the averaged weights, and ``optim.ema_eval`` choosing which evaluates."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from glow_lightning.config import load_config
+from glow_lightning.train.ema import EMA, warm_decay
+from glow_lightning.train.run import train
+from tests.wandb_reader import find_run_dir, isolate_wandb, read_history
+
+# 64 digits in batches of 16: 4 steps an epoch, 4 epochs, validation after epochs 1 and 3
+RUN = ["model.levels=2", "model.steps=1", "model.hidden_channels=8", "data.max_train=64",
+       "data.max_test=16", "data.batch_size=16", "trainer.max_epochs=4", "trainer.max_steps=-1",
+       "trainer.budget_minutes=null", "trainer.max_time=null", "optim.warmup_steps=1",
+       "trainer.check_val_every_n_epoch=2", "trainer.enable_progress_bar=false",
+       "trainer.num_threads=1", "callbacks.enabled=false", "optim.ema_decay=0.999"]
+
+
+def test_two_parameter_average_follows_the_warmed_up_decay():
+    live = torch.nn.Linear(1, 1)
+    ema = EMA(live, decay=0.9)
+    expected = None
+    for t, value in enumerate([1.0, 3.0, -2.0, 5.0, 0.5]):
+        with torch.no_grad():
+            live.weight.fill_(value)
+            live.bias.fill_(-value)
+        ema.update(live)
+        d = 0.0 if t == 0 else min(0.9, (1 + t) / (10 + t))  # the first update copies
+        expected = value if expected is None else d * expected + (1 - d) * value
+        assert ema.shadow.weight.item() == pytest.approx(expected, rel=1e-6)
+        assert ema.shadow.bias.item() == pytest.approx(-expected, rel=1e-6)
+    assert int(ema.num_updates) == 5
+    assert warm_decay(0.9, 4) == pytest.approx(5 / 14)  # still warming up: not 0.9
+    assert warm_decay(0.9, 1000) == 0.9
+
+
+@pytest.mark.parametrize("ema_eval, used", [(True, "val/bpd_ema"), (False, "val/bpd_raw")])
+def test_validation_logs_both_weights_and_bpd_is_the_chosen_one(tmp_path, monkeypatch,
+                                                                digits_cache, ema_eval, used):
+    isolate_wandb(monkeypatch, tmp_path / "wandb_env")
+    train(load_config([*RUN, f"optim.ema_eval={str(ema_eval).lower()}", f"out_dir={tmp_path}",
+                       f"data.cache_dir={digits_cache}", "run_name=ema"]))
+    rows = [r for r in read_history(find_run_dir(tmp_path / "ema")) if "val/bpd_raw" in r]
+    assert len(rows) == 2
+    for row in rows:
+        assert row["val/bpd"] == pytest.approx(row[used], abs=1e-6)
+        assert abs(row["val/bpd_raw"] - row["val/bpd_ema"]) > 1e-3  # really two sets of weights
