@@ -83,6 +83,8 @@ class RunSummary(Callback):
         if "test/bpd" not in test:
             rank_zero_warn("RunSummary: no 'test/bpd' among the test metrics")
             return
+        test.update(getattr(pl_module, "test_info", {}))  # which checkpoint, split (strings)
+        test["test/num_images"] = self.num_images
         self.record.update(test)
         self.record["num_images"] = self.num_images
         self._write(trainer, pl_module)

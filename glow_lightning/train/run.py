@@ -32,6 +32,7 @@ from glow_lightning.train.checkpointing import (
     check_resumable,
     resolve_resume,
 )
+from glow_lightning.train.final_test import apply_test_policy, final_test_callbacks, prepare_test
 from glow_lightning.train.launch import (
     end_launch,
     init_process_group,
@@ -220,14 +221,17 @@ def setup_data(cfg: ExperimentConfig) -> ImageDataModule:
 
 
 def train(cfg: ExperimentConfig, extra_callbacks: list[Callback] | None = None) -> dict[str, Any]:
-    """Fit (or resume), then test with the final (EMA, if enabled) weights. Returns the test
-    metrics. Raises :class:`TrainingDiverged` when too many non-finite steps came in a row."""
+    """Fit (or resume), then test once with the stated checkpoint's (EMA, if enabled) weights
+    (:mod:`glow_lightning.train.final_test`). Returns the test metrics. Raises
+    :class:`TrainingDiverged` when too many non-finite steps came in a row."""
     run_dir, resume = prepare_run(cfg)
     datamodule = setup_data(cfg)
     module = build_module(cfg, datamodule.image_shape, datamodule.num_classes, datamodule.n_bits)
+    cfg = apply_test_policy(cfg, datamodule, module)
     if resume:
         check_resumable(resume, module)
-    callbacks = [*experiment_callbacks(cfg, run_dir), *(extra_callbacks or [])]
+    callbacks = [*experiment_callbacks(cfg, run_dir), *final_test_callbacks(cfg),
+                 *(extra_callbacks or [])]
     checkpoints = callbacks[0]
     assert isinstance(checkpoints, StepCheckpoint)
     trainer = build_trainer(cfg, run_dir, callbacks, build_logger(cfg, run_dir, resume),
@@ -237,6 +241,7 @@ def train(cfg: ExperimentConfig, extra_callbacks: list[Callback] | None = None) 
         finish(trainer)
         end_launch()
         raise TrainingDiverged(module.guard.message(trainer.global_step, checkpoints.last_path))
+    prepare_test(cfg, module, datamodule, trainer.global_step, run_dir / "checkpoints")
     results = trainer.test(module, datamodule=datamodule)
     finish(trainer)
     end_launch()

@@ -85,6 +85,7 @@ def git_commit() -> str | None:
 METRICS = (  # (glob, summary): every key against the global step; bests where lower is better
     ("epoch", None), ("train/*", None), ("val/*", None), ("val/bpd", "min"),
     ("val/bits_level*", "last"), ("test/*", "last"), ("samples/*", None),
+    ("test_monitor/*", None),  # validation on the test split (data.val_size=0)
     ("interpolations", None), ("manipulation", None))
 
 
