@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import Any
+
 import torch
 from torch import Tensor
 from torchmetrics import Metric
 
 from glow_lightning.evaluate import mean_and_sem
 
+STATES = ("total", "total_sq", "count")
+
 
 class MeanAndError(Metric):
     """Mean and standard error of per-image values (B,): float64 sums of the values, their
     squares and their count, summed over ranks (each image counted once by the eval sampler),
-    then :func:`~glow_lightning.evaluate.mean_and_sem`."""
+    then :func:`~glow_lightning.evaluate.mean_and_sem`. The sums stay float64 whatever dtype
+    the module is cast to: the variance is a small difference of large sums."""
 
     full_state_update = False
     total: Tensor
@@ -21,8 +27,16 @@ class MeanAndError(Metric):
 
     def __init__(self) -> None:
         super().__init__()
-        for name in ("total", "total_sq", "count"):
+        for name in STATES:
             self.add_state(name, torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def _apply(self, fn: Callable, exclude_state: Sequence[str] = ()) -> Any:
+        """Follow the module's device, never its dtype (``.to(dtype)`` would cast the sums)."""
+        this = super()._apply(fn, exclude_state=[*exclude_state, *STATES])
+        for name in STATES:
+            setattr(this, name, getattr(this, name).to(this.device))
+            this._defaults[name] = this._defaults[name].to(this.device)
+        return this
 
     def update(self, values: Tensor) -> None:
         v = values.detach().to(torch.float64)
