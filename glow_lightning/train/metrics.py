@@ -32,10 +32,12 @@ class MeanAndError(Metric):
 
     def _apply(self, fn: Callable, exclude_state: Sequence[str] = ()) -> Any:
         """Follow the module's device, never its dtype (``.to(dtype)`` would cast the sums)."""
-        this = super()._apply(fn, exclude_state=[*exclude_state, *STATES])
+        this = super()._apply(fn, exclude_state=[*exclude_state, *STATES])  # this is self
         for name in STATES:
-            setattr(this, name, getattr(this, name).to(this.device))
-            this._defaults[name] = this._defaults[name].to(this.device)
+            setattr(self, name, getattr(self, name).to(self.device))
+            default = self._defaults[name]
+            assert isinstance(default, Tensor)
+            self._defaults[name] = default.to(self.device)
         return this
 
     def update(self, values: Tensor) -> None:
