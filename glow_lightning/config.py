@@ -273,7 +273,6 @@ def validate_test(cfg: ExperimentConfig) -> None:
     _check(t.checkpoint != "best" or cfg.data.val_size != 0, BEST_ON_TEST)
 
 
-
 def to_yaml(cfg: ExperimentConfig) -> str:
     return OmegaConf.to_yaml(OmegaConf.structured(cfg))
 

@@ -155,8 +155,15 @@ def test_validation_on_the_test_split_logs_as_test_monitor(tmp_path, digits_cach
     assert wandb_summary["test/checkpoint"] == "last"
     assert wandb_summary["test/num_images"] == N_TEST
     assert wandb_summary["test/bpd_median"] == pytest.approx(summary["test/bpd_median"])
-    extremes = [r["test/per_image_extremes"] for r in history if "test/per_image_extremes" in r]
-    assert extremes and "test/bpd_histogram" in {k for row in history for k in row}
+    assert "test/bpd_histogram" in keys
+    (entry,) = [r["test/per_image_extremes"] for r in history if "test/per_image_extremes" in r]
+    table = json.loads((find_run_dir(run) / "files" / entry["path"]).read_text())
+    assert [row[0] for row in table["data"]] == ["worst"] * 8 + ["best"] * 8
+    worst = max(float(r["bpd"]) for r in csv.DictReader((run / "per_image.csv").open()))
+    assert table["data"][0][3] == pytest.approx(worst)
+    # the run's copy of a table names each picture's type; W&B puts the pictures themselves in
+    # the run's table artifact
+    assert [row[4] for row in table["data"]] == ["Image"] * 16
 
 
 def inverted_digits(path) -> str:

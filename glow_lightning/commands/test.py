@@ -48,14 +48,14 @@ def evaluate_checkpoint(ckpt: str, overrides: list[str], iw_samples: int = 0,
     for ``ood`` sets ``ood.json`` and ``ood_histograms.png`` (their rows under ``"ood"``)."""
     from glow_lightning.callbacks import PerImageBits
     from glow_lightning.commands.checkpoint import experiment_of, load_module
-    from glow_lightning.train.final_test import tested_split_name
+    from glow_lightning.train.final_eval import split_under_test
     from glow_lightning.train.run import build_datamodule
 
     module = load_module(ckpt)
     cfg = experiment_of(module, overrides)
     datamodule = build_datamodule(cfg)
     module.iw_samples = iw_samples
-    module.test_info = {"test/checkpoint": str(ckpt), "test/split": tested_split_name(datamodule)}
+    module.test_info = {"test/checkpoint": str(ckpt), "test/split": split_under_test(datamodule)}
     per_image = PerImageBits(publish=out is not None)
     metrics: dict[str, Any] = run_test(module, datamodule, out, [per_image])
     metrics.update(module.test_info, **{"test/num_images": len(per_image.rows["bpd"])})

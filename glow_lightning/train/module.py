@@ -15,7 +15,6 @@ a resumed run repeats an uninterrupted one step for step. The optimiser and sche
 from __future__ import annotations
 
 import contextlib
-import zlib
 from collections.abc import Iterator, Sequence
 from typing import Any, cast
 
@@ -43,7 +42,7 @@ from glow_lightning.train.ema import EMA
 from glow_lightning.train.guard import NonFiniteGuard
 from glow_lightning.train.metrics import MeanAndError
 from glow_lightning.train.optim import Schedule, make_optimizer
-from glow_lightning.train.rng import gather_rng_states, set_local_rng_state, step_noise
+from glow_lightning.train.rng import gather_rng_states, image_seed, set_local_rng_state, step_noise
 
 STAGES = ("train", "val", "test")
 STATE_KEY = "glow_lightning"  # checkpoint entry: batch counter, guard counts, per-rank RNG
@@ -64,13 +63,6 @@ def metric_names(levels: int, num_classes: int) -> dict[str, Metric]:
         metrics[f"{stage}_bpd_worst"] = MaxMetric(nan_strategy="ignore")
     metrics["test_bpd_iw"] = MeanAndError()  # the importance-weighted bound (iw_samples)
     return metrics
-
-
-def noise_hash(pixels: bytes, draw: int = 0) -> int:
-    """A 32-bit seed per image and noise draw (torch's CPU generator keeps a seed's low 32 bits
-    only): the pixels' CRC-32, continued over the draw number for draws k > 0."""
-    crc = zlib.crc32(pixels)
-    return crc if draw == 0 else zlib.crc32(draw.to_bytes(8, "little"), crc)
 
 
 class GlowModule(L.LightningModule):
@@ -154,7 +146,7 @@ class GlowModule(L.LightningModule):
         does not depend on batching, order, the number of processes or a streamed read.
         ``draw`` k > 0 gives the importance-weighted bound's further draws (k = 0: the one)."""
         pixels = bins.to("cpu", torch.uint8).numpy()
-        seeds = [EVAL_NOISE_SEED * 2**32 + noise_hash(image.tobytes(), draw) for image in pixels]
+        seeds = [EVAL_NOISE_SEED * 2**32 + image_seed(image.tobytes(), draw) for image in pixels]
         gens = [torch.Generator().manual_seed(seed) for seed in seeds]
         noise = torch.stack([torch.rand(bins.shape[1:], generator=g) for g in gens])
         return noise.to(device=bins.device, dtype=self.float_dtype)

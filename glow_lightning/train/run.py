@@ -32,7 +32,7 @@ from glow_lightning.train.checkpointing import (
     check_resumable,
     resolve_resume,
 )
-from glow_lightning.train.final_test import apply_test_policy, final_test_callbacks, prepare_test
+from glow_lightning.train.final_eval import apply_test_policy, final_test_callbacks, prepare_test
 from glow_lightning.train.launch import (
     end_launch,
     init_process_group,
@@ -222,7 +222,7 @@ def setup_data(cfg: ExperimentConfig) -> ImageDataModule:
 
 def train(cfg: ExperimentConfig, extra_callbacks: list[Callback] | None = None) -> dict[str, Any]:
     """Fit (or resume), then test once with the stated checkpoint's (EMA, if enabled) weights
-    (:mod:`glow_lightning.train.final_test`). Returns the test metrics. Raises
+    (:mod:`glow_lightning.train.final_eval`). Returns the test metrics. Raises
     :class:`TrainingDiverged` when too many non-finite steps came in a row."""
     run_dir, resume = prepare_run(cfg)
     datamodule = setup_data(cfg)

@@ -53,7 +53,7 @@ def final_test_callbacks(cfg: ExperimentConfig) -> list[Callback]:
     return [PerImageBits()] if cfg.test.per_image else []
 
 
-def tested_split_name(datamodule: Any) -> str:
+def split_under_test(datamodule: Any) -> str:
     """The name of the split tested: the data module's ``identity()["test_split"]`` when it
     records one, else ``test``."""
     identity = getattr(datamodule, "identity", None)
@@ -69,7 +69,7 @@ def prepare_test(cfg: ExperimentConfig, module: GlowModule, datamodule: Any, ste
         step = load_weights(module, folder / "best.ckpt")
     module.iw_samples = cfg.test.iw_samples if cfg.test.iw_samples > 1 else 0
     module.test_info = {"test/checkpoint": cfg.test.checkpoint, "test/checkpoint_step": step,
-                        "test/split": tested_split_name(datamodule)}
+                        "test/split": split_under_test(datamodule)}
 
 
 def load_weights(module: GlowModule, path: Path) -> int:
