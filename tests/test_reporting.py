@@ -128,6 +128,18 @@ def test_best_is_refused_in_one_line_where_validation_is_the_test_split(capsys):
     assert "data.val_size=0" in err
 
 
+def test_best_without_a_validation_says_where_the_final_weights_are(tmp_path, digits_cache,
+                                                                   capsys):
+    words = [*RUN, f"data.val_size={N_VAL}", "test.checkpoint=best", "trainer.max_epochs=1",
+             "trainer.check_val_every_n_epoch=5", "logger.kind=none", "run_name=noval",
+             f"out_dir={tmp_path}", f"data.cache_dir={digits_cache}"]
+    assert main(["train", *words]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    last = tmp_path / "noval" / "checkpoints" / "last.ckpt"
+    assert err.startswith("error: test.checkpoint=best but no validation ran")
+    assert f"ckpt={last}" in err and last.is_file()
+
+
 @pytest.mark.parametrize("words, needle", [
     (["test.checkpoint=first"], "test.checkpoint='first' must be one of last, best"),
     (["test.iw_samples=0"], "test.iw_samples=0 must be >= 1"),

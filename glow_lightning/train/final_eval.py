@@ -76,9 +76,10 @@ def load_weights(module: GlowModule, path: Path) -> int:
     """Load the ``state_dict`` of checkpoint ``path`` (weights-only) into ``module``; returns
     the checkpoint's global step."""
     if not path.is_file():
-        raise ConfigError(f"test.checkpoint=best but '{path}' was not written (no validation "
-                          "ran); validate during training (trainer.check_val_every_n_epoch) or "
-                          "set test.checkpoint=last")
+        raise ConfigError(f"test.checkpoint=best but no validation ran, so '{path}' was not "
+                          f"written; test the final weights with glow-lightning test "
+                          f"ckpt={path.with_name('last.ckpt')}, or validate during training "
+                          "(a lower trainer.check_val_every_n_epoch)")
     checkpoint = load_checkpoint(path)
     module.load_state_dict(checkpoint["state_dict"])
     return int(checkpoint.get("global_step", -1))

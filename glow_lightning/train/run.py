@@ -241,7 +241,12 @@ def train(cfg: ExperimentConfig, extra_callbacks: list[Callback] | None = None) 
         finish(trainer)
         end_launch()
         raise TrainingDiverged(module.guard.message(trainer.global_step, checkpoints.last_path))
-    prepare_test(cfg, module, datamodule, trainer.global_step, run_dir / "checkpoints")
+    try:
+        prepare_test(cfg, module, datamodule, trainer.global_step, run_dir / "checkpoints")
+    except ConfigError:  # test.checkpoint=best without a validation: close the run first
+        finish(trainer)
+        end_launch()
+        raise
     results = trainer.test(module, datamodule=datamodule)
     finish(trainer)
     end_launch()
