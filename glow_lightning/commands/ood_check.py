@@ -28,7 +28,10 @@ if TYPE_CHECKING:
     from glow_lightning.train.module import GlowModule
 
 SAMPLE_TEMPERATURES = (0.7, 1.0)
-RESET_COLUMNS = ["data.image_column=null", "data.label_column=null"]
+# the other data's own columns, no validation split held out of its train split (only its test
+# split is read; so the test section's checks of validation do not apply either)
+RESET_COLUMNS = ["data.image_column=null", "data.label_column=null", "data.val_size=0",
+                 "test.checkpoint=last"]
 
 
 def ood_overrides(target: str) -> list[str]:
