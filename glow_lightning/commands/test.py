@@ -26,12 +26,12 @@ def default_out(ckpt: str) -> Path:
     return (folder.parent if folder.name == "checkpoints" else folder) / "test"
 
 
-def run_test(module: Any, datamodule: Any, out: Path | None, callbacks: list[Any]
-             ) -> dict[str, float]:
+def run_test(module: Any, datamodule: Any, out: Path | None, callbacks: list[Any],
+             accelerator: str = "auto") -> dict[str, float]:
     """``trainer.test`` in one process; files of the callbacks go under ``out``."""
     import lightning as L
 
-    trainer = L.Trainer(accelerator="auto", devices=1, logger=False,
+    trainer = L.Trainer(accelerator=accelerator, devices=1, logger=False,
                         enable_checkpointing=False, use_distributed_sampler=False,
                         enable_progress_bar=False, enable_model_summary=False,
                         default_root_dir=str(out) if out else None, callbacks=callbacks)
@@ -48,46 +48,50 @@ def evaluate_checkpoint(ckpt: str, overrides: list[str], iw_samples: int = 0,
     for ``ood`` sets ``ood.json`` and ``ood_histograms.png`` (their rows under ``"ood"``)."""
     from glow_lightning.callbacks import PerImageBits
     from glow_lightning.commands.checkpoint import experiment_of, load_module
+    from glow_lightning.commands.ood_check import ood_overrides
     from glow_lightning.train.final_eval import split_under_test
     from glow_lightning.train.run import build_datamodule
 
+    ood_words = {target: ood_overrides(target) for target in ood}  # checked before any work
     module = load_module(ckpt)
     cfg = experiment_of(module, overrides)
     datamodule = build_datamodule(cfg)
     module.iw_samples = iw_samples
     module.test_info = {"test/checkpoint": str(ckpt), "test/split": split_under_test(datamodule)}
     per_image = PerImageBits(publish=out is not None)
-    metrics: dict[str, Any] = run_test(module, datamodule, out, [per_image])
+    metrics: dict[str, Any] = run_test(module, datamodule, out, [per_image],
+                                       cfg.trainer.accelerator)
     metrics.update(module.test_info, **{"test/num_images": len(per_image.rows["bpd"])})
-    if ood:
-        metrics["ood"] = check_ood(module, overrides, ood, per_image.rows["bpd"],
+    if ood_words:
+        metrics["ood"] = check_ood(module, overrides, ood_words, per_image.rows["bpd"],
                                    out or default_out(ckpt), ood_samples)
     if out:
         (out / "test.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     return metrics
 
 
-def check_ood(module: Any, overrides: list[str], targets: Sequence[str], test_bpd: Any,
+def check_ood(module: Any, overrides: list[str], targets: dict[str, list[str]], test_bpd: Any,
               out: Path, n_samples: int) -> list[dict[str, Any]]:
-    """Rows of :func:`~glow_lightning.commands.ood_check.ood_row` for every target and for the
-    model's samples, written to ``out`` (``ood.json``, ``ood_histograms.png``)."""
+    """Rows of :func:`~glow_lightning.commands.ood_check.ood_row` for every target (name or
+    path → the overrides that read it) and for the model's samples, written to ``out``
+    (``ood.json``, ``ood_histograms.png``)."""
     from glow_lightning.callbacks import PerImageBits
     from glow_lightning.commands.checkpoint import experiment_of
     from glow_lightning.commands.ood_check import (
         SAMPLE_TEMPERATURES,
         matched_datamodule,
-        ood_overrides,
         ood_row,
         sample_bpd,
         write_report,
     )
 
-    words = [ood_overrides(t) for t in targets]  # every name checked before any work
+    module.iw_samples = 0  # the single-draw bits/dim of every set, as for the test split
     sets = {"test": test_bpd}
-    for target, extra in zip(targets, words, strict=True):
+    for target, extra in targets.items():
         cfg = experiment_of(module, [*overrides, *extra])
         collect = PerImageBits(publish=False)
-        run_test(module, matched_datamodule(cfg, module.flow.image_shape), None, [collect])
+        run_test(module, matched_datamodule(cfg, module.flow.image_shape), None, [collect],
+                 cfg.trainer.accelerator)
         sets[target] = collect.rows["bpd"]
     for t in SAMPLE_TEMPERATURES:
         sets[f"samples T={t}"] = sample_bpd(module, n_samples, t)
