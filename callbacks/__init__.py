@@ -9,11 +9,12 @@ from .inputs import FlowModule
 from .interpolations import Interpolations
 from .levels import LevelBits, level_rows
 from .manipulation import AttributeManipulation
+from .per_image import PerImageBits
 from .reconstruction import ReconstructionCheck
 from .samples import SampleGrid
 from .summary import RunSummary
 
 __all__ = [
-    "AttributeManipulation", "FlowModule", "Interpolations", "LevelBits", "ReconstructionCheck",
-    "RunSummary", "SampleGrid", "build_callbacks", "level_rows",
+    "AttributeManipulation", "FlowModule", "Interpolations", "LevelBits", "PerImageBits",
+    "ReconstructionCheck", "RunSummary", "SampleGrid", "build_callbacks", "level_rows",
 ]

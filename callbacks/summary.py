@@ -1,9 +1,10 @@
 """The run's numbers in one place: ``<default_root_dir>/summary.json`` and the W&B summary.
 
-``summary.json`` is what an offline user reads instead of the dashboard: the best and the last
-``val/bpd`` (with their steps), the last validation's per-level bits, every ``test/*`` metric,
-the number of test images seen (summed over ranks), the steps trained (and planned: a time
-budget's plan, else ``trainer.max_steps``) and the parameter count.
+``summary.json`` is what an offline user reads instead of the dashboard: the data the run read
+(``data``: :func:`data_identity`), the best and the last ``val/bpd`` (with their steps), the
+last validation's per-level bits, every ``test/*`` metric, the number of test images seen
+(summed over ranks), the steps trained (and planned: a time budget's plan, else
+``trainer.max_steps``) and the parameter count.
 It is rewritten after every validation and at test end, on rank zero.
 """
 
@@ -34,6 +35,13 @@ def _scalars(metrics: dict[str, Any], prefix: str) -> dict[str, float]:
             and (not isinstance(v, torch.Tensor) or v.numel() == 1)}
 
 
+def data_identity(trainer: L.Trainer) -> dict[str, Any] | None:
+    """What the run's data module read (``identity()``: dataset, version, source with its
+    revision or file hash, split sizes), or None for a data module without one."""
+    identity = getattr(getattr(trainer, "datamodule", None), "identity", None)
+    return identity() if callable(identity) else None
+
+
 class RunSummary(Callback):
     """Keeps ``summary.json`` (see the module docstring) and puts the test metrics into the
     summary of every W&B logger."""
@@ -48,6 +56,9 @@ class RunSummary(Callback):
         flow = getattr(pl_module, "flow", pl_module)
         self.record.update(steps=trainer.global_step, epoch=trainer.current_epoch,
                            params=sum(p.numel() for p in flow.parameters()))
+        identity = data_identity(trainer)
+        if identity is not None:
+            self.record["data"] = identity
         if trainer.max_steps > 0:  # a time budget's plan replaces the configured bound
             self.record["planned_steps"] = trainer.max_steps
         path = Path(trainer.default_root_dir) / self.filename
@@ -86,6 +97,8 @@ class RunSummary(Callback):
         if "test/bpd" not in test:
             rank_zero_warn("RunSummary: no 'test/bpd' among the test metrics")
             return
+        test.update(getattr(pl_module, "test_info", {}))  # which checkpoint, split (strings)
+        test["test/num_images"] = self.num_images
         self.record.update(test)
         self.record["num_images"] = self.num_images
         self._write(trainer, pl_module)

@@ -22,6 +22,7 @@ EXAMPLES = """examples:
   glow-lightning train                                   # default Glow on the embedded MNIST digits
   glow-lightning train experiment=mnist_glow model.steps=16 trainer.devices=2 trainer.max_epochs=5
   glow-lightning test ckpt=runs/x/checkpoints/last.ckpt
+  glow-lightning test ckpt=runs/x/checkpoints/best.ckpt iw_samples=16 ood=digits_inverted
   glow-lightning sample ckpt=runs/x/checkpoints/last.ckpt temperature=0.7 n=64 out=grid.png
   glow-lightning interpolate ckpt=runs/x/checkpoints/last.ckpt pairs=4 steps=8 out=interp.png
   glow-lightning manipulate ckpt=runs/x/checkpoints/last.ckpt source=1 attribute=7

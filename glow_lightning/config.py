@@ -125,6 +125,16 @@ class CheckpointConfig:
 
 
 @dataclass
+class TestConfig:
+    """The final test: once, on a stated checkpoint (see README, "Reporting numbers")."""
+
+    __test__ = False  # not a pytest test class
+    checkpoint: str = "last"  # last: the final weights | best: best.ckpt, chosen on validation
+    iw_samples: int = 1  # > 1: also the importance-weighted bound test/bpd_iw{K} (Flow++)
+    per_image: bool = True  # per_image.csv, a histogram and the worst/best images
+
+
+@dataclass
 class ExperimentConfig:
     name: str = DEFAULT_EXPERIMENT
     seed: int = 0
@@ -140,6 +150,7 @@ class ExperimentConfig:
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     callbacks: CallbackConfig = field(default_factory=CallbackConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    test: TestConfig = field(default_factory=TestConfig)
 
 
 def configs_root() -> Path:
@@ -280,6 +291,21 @@ def validate(cfg: ExperimentConfig) -> None:
     _check(cfg.logger.mode in ("auto", "offline", "online", "disabled"),
            f"logger.mode='{cfg.logger.mode}' must be one of auto, offline, online, disabled")
     _check(all(t >= 0 for t in cfg.callbacks.temperatures), "callbacks.temperatures must be >= 0")
+    validate_test(cfg)
+
+
+BEST_ON_TEST = ("test.checkpoint=best would pick weights by a test-split number (data.val_size=0 "
+                "validates on the test split); set data.val_size=<N images held out of train> "
+                "or test.checkpoint=last")
+
+
+def validate_test(cfg: ExperimentConfig) -> None:
+    """The ``test`` section; ``best`` is refused where validation is the test split."""
+    t = cfg.test
+    _check(t.checkpoint in ("last", "best"),
+           f"test.checkpoint='{t.checkpoint}' must be one of last, best")
+    _check(t.iw_samples >= 1, f"test.iw_samples={t.iw_samples} must be >= 1")
+    _check(t.checkpoint != "best" or cfg.data.val_size != 0, BEST_ON_TEST)
 
 
 def to_yaml(cfg: ExperimentConfig) -> str:

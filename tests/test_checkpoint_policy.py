@@ -7,7 +7,8 @@ from glow_lightning.config import load_config
 from glow_lightning.train.run import train
 from glow_lightning.train.safe_load import load_checkpoint
 
-RUN = ["model.levels=2", "model.steps=1", "model.hidden_channels=8", "data.max_train=64",
+RUN = ["model.levels=2", "model.steps=1", "model.hidden_channels=8", "data.max_train=80",
+       "data.val_size=16",
        "data.max_test=16", "data.batch_size=16", "trainer.max_epochs=-1",
        "trainer.max_steps=20", "trainer.max_time=null", "trainer.check_val_every_n_epoch=1",
        "trainer.enable_progress_bar=false", "logger.kind=none", "callbacks.enabled=false",

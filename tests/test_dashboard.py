@@ -28,9 +28,11 @@ from tests.wandb_reader import (
     summary_record,
 )
 
-# 64 digits in batches of 16: 4 steps an epoch, 6 epochs; validation every 2nd epoch (after
-# epochs 1, 3, 5: steps 8, 16, 24), so a schedule on current_epoch % 2 == 0 would never fire
+# 64 digits (16 more held out for validation) in batches of 16: 4 steps an epoch, 6 epochs;
+# validation every 2nd epoch (after epochs 1, 3, 5: steps 8, 16, 24), so a schedule on
+# current_epoch % 2 == 0 would never fire
 RUN = ["model.levels=2", "model.steps=1", "model.hidden_channels=8", "data.max_train=64",
+       "data.val_size=16",
        "data.max_test=16", "data.batch_size=16", "trainer.max_epochs=6", "trainer.max_steps=-1",
        "trainer.budget_minutes=null", "trainer.max_time=null",
        "trainer.check_val_every_n_epoch=2", "trainer.enable_progress_bar=false",
@@ -190,6 +192,18 @@ def test_the_run_says_what_ran(dashboard):
     assert "realnvp" not in config["model"]  # a Glow run: no RealNVP settings
     assert json.loads((run_dir / "summary.json").read_text()).get("planned_steps") is None
     assert "realnvp" in (run_dir / "config.yaml").read_text()  # the resumable copy stays whole
+
+
+def test_the_data_identity_is_in_the_config_and_the_summary(dashboard):
+    """Which data, which version, which split sizes: read back from the .wandb file."""
+    run_dir, wandb_dir = dashboard
+    identity = read_config(wandb_dir)["data_identity"]
+    assert identity == json.loads((run_dir / "summary.json").read_text())["data"]
+    assert (identity["dataset"], identity["source"]["kind"], identity["test_split"]) == (
+        "digits", "embedded", "test")
+    splits = identity["splits"]
+    assert not splits["val_is_test"] and splits["val"] > 0 and splits["test"] > 0
+    assert len(identity["source"]["arrays_sha256"]) == 64
 
 
 def test_per_level_bits_sum_to_the_bpd(dashboard):

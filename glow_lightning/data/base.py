@@ -62,6 +62,7 @@ class ImageDataModule(Provenance, L.LightningDataModule):
     default_image_column: ClassVar[str] = "image"
     default_label_column: ClassVar[str | None] = "label"
     test_split_names: ClassVar[tuple[str, ...]] = ("test", "validation")
+    test_split = "test"  # the source's split that serves as the test split, once loaded
     default_n_bits: ClassVar[int] = 8
     default_val_size: ClassVar[int] = 5000  # held out of a train split of reference_train_size
     reference_train_size: ClassVar[int] = 50_000
@@ -160,6 +161,8 @@ class ImageDataModule(Provenance, L.LightningDataModule):
         """(train, test) Hugging Face datasets of the source."""
         source = self._source()
         splits = load_source(source, self.cache_dir)
+        named = [name for name in self.test_split_names if name in splits]
+        self.test_split = named[0] if named and "train" in splits else "test (10% of the source)"
         return pick_splits(splits, self.test_split_names, self.seed, source)
 
     def open_streams(self) -> Streams:

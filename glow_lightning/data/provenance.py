@@ -48,6 +48,7 @@ class Provenance:
         embedded, then "hub_id", "hub_config", "revision", "revision_note" for a Hub id, or
         "path", "file_count", "files_sha256" for local files, or "variant", "arrays_sha256"},
         "splits": {"train", "val", "test", "val_is_test", "val_seed", "val_rows_sha256"},
+        "test_split" (the source's split read as the test split),
         "paper_comparable", "comparability_note"}. ``splits.val`` counts the images the
         validation loader serves (the test split's when ``val_is_test``)."""
         if self._identity is None:
@@ -55,6 +56,7 @@ class Provenance:
             splits = split_identity(dm)  # sets the data up: the revision is known after it
             self._identity = {"dataset": dm.name, "version": self.data_version.name,
                               "source": self.source_identity(), "splits": splits,
+                              "test_split": dm.test_split,
                               "paper_comparable": self.paper_comparable(),
                               "comparability_note": self.comparability_note()}
         return self._identity

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, cast
 
@@ -28,6 +27,7 @@ from torch import Tensor
 from torchmetrics import MaxMetric, MeanMetric, Metric
 
 from glow_lightning.config import OptimConfig
+from glow_lightning.evaluate import iw_bits_per_dim
 from glow_lightning.flows import (
     FlowConfig,
     FlowOutput,
@@ -41,8 +41,9 @@ from glow_lightning.flows.spec import from_fields, to_fields
 from glow_lightning.ops import bins_to_float, bits_per_dim, dequantize, level_bit_names, level_bits
 from glow_lightning.train.ema import EMA
 from glow_lightning.train.guard import NonFiniteGuard
+from glow_lightning.train.metrics import MeanAndError
 from glow_lightning.train.optim import Schedule, make_optimizer
-from glow_lightning.train.rng import gather_rng_states, set_local_rng_state, step_noise
+from glow_lightning.train.rng import gather_rng_states, image_seed, set_local_rng_state, step_noise
 
 STAGES = ("train", "val", "test")
 STATE_KEY = "glow_lightning"  # checkpoint entry: batch counter, guard counts, per-rank RNG
@@ -63,6 +64,7 @@ def metric_names(levels: int, num_classes: int, ema: bool = False) -> dict[str, 
     metrics: dict[str, Metric] = {name: MeanMetric() for name in names}
     for stage in ("val", "test"):
         metrics[f"{stage}_bpd_worst"] = MaxMetric(nan_strategy="ignore")
+    metrics["test_bpd_iw"] = MeanAndError()  # the importance-weighted bound (iw_samples)
     return metrics
 
 
@@ -102,6 +104,13 @@ class GlowModule(L.LightningModule):
         self.train_batches = 0  # training batches seen, skipped ones included; seeds the noise
         self._pending_rng: Tensor | None = None
         self._pending_bpd: tuple[Tensor, Tensor] | None = None  # (values, weights) of the batch
+        # Set by whoever runs the test, not saved: K noise draws per test image for the
+        # importance-weighted bound (0: off), log names per stage (validation on the test split
+        # logs as test_monitor/*), and entries for the run summary (test/checkpoint, ...).
+        self.iw_samples = 0
+        self.log_names: dict[str, str] = {}
+        self.test_info: dict[str, Any] = {}
+        self._eval_log_prob: Tensor | None = None
         object.__setattr__(self, "_init_done", False)
         if compile:
             compile_flow(self.flow)  # in place: checkpoints keep one copy of the weights
@@ -146,11 +155,12 @@ class GlowModule(L.LightningModule):
         return step_noise(bins.shape, self.noise_seed, self.train_batches, self.global_rank,
                           bins.device, self.float_dtype)
 
-    def _eval_noise(self, bins: Tensor) -> Tensor:
+    def _eval_noise(self, bins: Tensor, draw: int = 0) -> Tensor:
         """Fixed dequantisation noise per image, seeded by the image's own pixels, so eval bpd
-        does not depend on batching, order, the number of processes or a streamed read."""
+        does not depend on batching, order, the number of processes or a streamed read.
+        ``draw`` k > 0 gives the importance-weighted bound's further draws (k = 0: the one)."""
         pixels = bins.to("cpu", torch.uint8).numpy()
-        seeds = [EVAL_NOISE_SEED * 2**32 + zlib.crc32(image.tobytes()) for image in pixels]
+        seeds = [EVAL_NOISE_SEED * 2**32 + image_seed(image.tobytes(), draw) for image in pixels]
         gens = [torch.Generator().manual_seed(seed) for seed in seeds]
         noise = torch.stack([torch.rand(bins.shape[1:], generator=g) for g in gens])
         return noise.to(device=bins.device, dtype=self.float_dtype)
@@ -187,6 +197,7 @@ class GlowModule(L.LightningModule):
         self._update_bpd(stage, bpd.detach())
         if stage != "train":
             self._update_levels(stage, out)
+            self._eval_log_prob = out.log_prob.detach()
         loss = bpd.mean()
         if out.logits is not None and y is not None:
             ce = F.cross_entropy(out.logits, y, reduction="none")
@@ -199,7 +210,8 @@ class GlowModule(L.LightningModule):
         (torchmetrics reduces it over ranks at epoch end)."""
         metric = cast(MeanMetric, self.metrics[f"{stage}_{name}"])
         metric.update(values)
-        self.log(f"{stage}/{name}", metric, on_epoch=True, batch_size=values.shape[0], **kwargs)
+        self.log(self._key(stage, name), metric, on_epoch=True, batch_size=values.shape[0],
+                 **kwargs)
 
     def _update_levels(self, stage: str, out: FlowOutput) -> None:
         """Where the bits go (see :func:`glow_lightning.ops.level_bits`): per level, the prior
@@ -222,9 +234,13 @@ class GlowModule(L.LightningModule):
         metric.update(bpd)
         worst = cast(MaxMetric, self.metrics[f"{stage}_bpd_worst"])
         worst.update(bpd)
-        self.log(f"{stage}/bpd_worst", worst, on_epoch=True, batch_size=bpd.shape[0])
-        self.log(f"{stage}/bpd", metric, on_step=stage == "train", on_epoch=True,
-                 prog_bar=True, batch_size=bpd.shape[0])
+        self.log(self._key(stage, "bpd_worst"), worst, on_epoch=True, batch_size=bpd.shape[0])
+        self.log(self._key(stage, "bpd"), metric, on_epoch=True, prog_bar=True,
+                 batch_size=bpd.shape[0])
+
+    def _key(self, stage: str, name: str) -> str:
+        """``stage/name``; validation on the test split logs as ``test_monitor/name``."""
+        return f"{self.log_names.get(stage, stage)}/{name}"
 
     def _log_train_bpd(self, metric: MeanMetric, bpd: Tensor) -> None:
         """The batch's mean over its finite samples as ``train/bpd_step``; the batch enters the
@@ -323,8 +339,43 @@ class GlowModule(L.LightningModule):
             bpd = bits_per_dim(flow(x, y).log_prob, self.flow.num_dims, self.n_bits)
             self._log_mean("val", name, bpd, on_step=False)
 
-    def test_step(self, batch: Any, batch_idx: int) -> None:
+    def test_step(self, batch: Any, batch_idx: int) -> dict[str, Tensor]:
+        """The test metrics; returns per-image ``bpd`` (B,) (and ``bpd_iw``) for callbacks."""
         self._shared_step(batch, "test")
+        assert self._eval_log_prob is not None
+        bins, y = self._unpack(batch)
+        out = {"bpd": bits_per_dim(self._eval_log_prob, self.flow.num_dims, self.n_bits)}
+        if self.iw_samples:
+            out["bpd_iw"] = self.iw_bpd(bins, y, first=self._eval_log_prob)
+            self._iw_metric().update(out["bpd_iw"])
+        return out
+
+    def on_test_epoch_end(self) -> None:
+        """``test/bpd_iw{K}`` and its standard error over images (synced sums: exact in DDP)."""
+        if self.iw_samples:
+            metric = self._iw_metric()
+            mean, sem = metric.compute()
+            self.log(f"test/bpd_iw{self.iw_samples}", mean.float())
+            self.log(f"test/bpd_iw{self.iw_samples}_sem", sem.float())
+            metric.reset()
+
+    def _iw_metric(self) -> MeanAndError:
+        return cast(MeanAndError, self.metrics["test_bpd_iw"])
+
+    @torch.no_grad()
+    def eval_log_prob(self, bins: Tensor, y: Tensor | None = None, draw: int = 0) -> Tensor:
+        """``log p(x + u_draw)`` (B,) in nats of n-bit ``bins`` (B, C, H, W) under the
+        evaluation weights, with draw ``draw`` of the fixed per-image eval noise."""
+        with self.sampling() as flow:
+            return flow(self.to_flow_input(bins, self._eval_noise(bins, draw)), y).log_prob
+
+    def iw_bpd(self, bins: Tensor, y: Tensor | None = None, first: Tensor | None = None
+               ) -> Tensor:
+        """Importance-weighted bits/dim (B,) over ``iw_samples`` draws (Flow++, Ho et al. 2019;
+        :func:`~glow_lightning.evaluate.iw_bits_per_dim`); ``first``: draw 0's log p if known."""
+        draws = [first if first is not None else self.eval_log_prob(bins, y)]
+        draws += [self.eval_log_prob(bins, y, k) for k in range(1, max(1, self.iw_samples))]
+        return iw_bits_per_dim(torch.stack(draws), self.flow.num_dims, self.n_bits)
 
     # ----------------------------------------------------------------- optimisation
     def configure_optimizers(self) -> Any:

@@ -32,6 +32,7 @@ from glow_lightning.train.checkpointing import (
     check_resumable,
     resolve_resume,
 )
+from glow_lightning.train.final_eval import apply_test_policy, final_test_callbacks, prepare_test
 from glow_lightning.train.health import health_callbacks
 from glow_lightning.train.launch import (
     end_launch,
@@ -215,14 +216,17 @@ def setup_data(cfg: ExperimentConfig) -> ImageDataModule:
 
 
 def train(cfg: ExperimentConfig, extra_callbacks: list[Callback] | None = None) -> dict[str, Any]:
-    """Fit (or resume), then test with the final (EMA, if enabled) weights. Returns the test
-    metrics. Raises :class:`TrainingDiverged` when too many non-finite steps came in a row."""
+    """Fit (or resume), then test once with the stated checkpoint's (EMA, if enabled) weights
+    (:mod:`glow_lightning.train.final_eval`). Returns the test metrics. Raises
+    :class:`TrainingDiverged` when too many non-finite steps came in a row."""
     run_dir, resume = prepare_run(cfg)
     datamodule = setup_data(cfg)
     module = build_module(cfg, datamodule.image_shape, datamodule.num_classes, datamodule.n_bits)
+    cfg = apply_test_policy(cfg, datamodule, module)
     if resume:
         check_resumable(resume, module)
-    callbacks = [*experiment_callbacks(cfg, run_dir), *(extra_callbacks or [])]
+    callbacks = [*experiment_callbacks(cfg, run_dir), *final_test_callbacks(cfg),
+                 *(extra_callbacks or [])]
     checkpoints = callbacks[0]
     assert isinstance(checkpoints, StepCheckpoint)
     trainer = build_trainer(cfg, run_dir, callbacks, build_logger(cfg, run_dir, resume),
@@ -232,6 +236,12 @@ def train(cfg: ExperimentConfig, extra_callbacks: list[Callback] | None = None) 
         finish(trainer)
         end_launch()
         raise TrainingDiverged(module.guard.message(trainer.global_step, checkpoints.last_path))
+    try:
+        prepare_test(cfg, module, datamodule, trainer.global_step, run_dir / "checkpoints")
+    except ConfigError:  # test.checkpoint=best without a validation: close the run first
+        finish(trainer)
+        end_launch()
+        raise
     results = trainer.test(module, datamodule=datamodule)
     finish(trainer)
     end_launch()

@@ -20,6 +20,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 
+from glow_lightning.callbacks.summary import data_identity
 from glow_lightning.config import ExperimentConfig, to_dict
 from glow_lightning.train.budget import TimeBudget
 
@@ -127,7 +128,8 @@ METRICS = (  # (glob, summary): every key against the global step; bests where l
     # No "last" summaries: W&B keeps the latest value by default, and a "last" wrapper would
     # also wrap the tables and images under val/ and test/ so that they no longer render.
     ("epoch", None), ("train/*", None), ("val/*", None), ("val/bpd", "min"), ("test/*", None),
-    ("samples/*", None), ("interpolations", None), ("manipulation", None))
+    ("samples/*", None), ("interpolations", None), ("manipulation", None),
+    ("test_monitor/*", None))  # validation on the test split (data.val_size=0)
 
 
 def decay_end(trainer: L.Trainer) -> int | None:
@@ -141,7 +143,8 @@ def decay_end(trainer: L.Trainer) -> int | None:
 class WandbSetup(Callback):
     """On rank zero: at fit start, step axes and summaries for the run's keys
     (``define_metric``: ``val/bpd`` summarised by its minimum, ``epoch`` a metric), and the
-    parameter count, package version and git commit added to the one copy of the config; the
+    parameter count, package version, git commit and the data's identity (dataset, version,
+    source revision or file hash, split sizes) added to the one copy of the config; the
     :class:`StepWandbLogger` bound to the trainer's global step; whenever a :class:`TimeBudget`
     plans (else at train start, the trainer's own step count), ``planned_steps`` and
     ``decay_end_step`` in the config and summary: what runs, where ``trainer.max_steps`` and
@@ -168,8 +171,8 @@ class WandbSetup(Callback):
             run.define_metric(key, step_metric="trainer/global_step", **extra)
         flow = getattr(pl_module, "flow", pl_module)
         run.config.update({"params": sum(p.numel() for p in flow.parameters()),
-                           "version": __version__, "git_commit": git_commit()},
-                          allow_val_change=True)
+                           "version": __version__, "git_commit": git_commit(),
+                           "data_identity": data_identity(trainer)}, allow_val_change=True)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         estimate = trainer.estimated_stepping_batches
