@@ -27,3 +27,7 @@ class CheckpointRefused(GlowLightningError):
 
 class TrainingDiverged(GlowLightningError):
     """Too many optimiser steps in a row had a non-finite loss or gradient."""
+
+
+class StorageError(GlowLightningError, OSError):
+    """The file system refused a write (permissions, disk full, a run directory in use)."""

@@ -1,10 +1,11 @@
 """Checkpoints that survive a crash and load without running code.
 
-* :class:`AtomicCheckpointIO` writes ``<path>.tmp`` in the target folder, flushes it to disk and
-  renames it over ``<path>`` (``os.replace``), so a process killed mid-write leaves the previous
-  checkpoint intact. (Lightning's own writer stages through the system temp folder and falls back
-  to a copy when that lies on another file system, which is not atomic.) Every load is
-  weights-only (:mod:`glow_lightning.train.safe_load`).
+* :class:`AtomicCheckpointIO` writes a temporary file unique to its writer in the target folder,
+  flushes it to disk and renames it over ``<path>`` (``os.replace``), so a process killed
+  mid-write leaves the previous checkpoint intact; a failed write leaves no temporary file.
+  (Lightning's own writer stages through the system temp folder and falls back to a copy when
+  that lies on another file system, which is not atomic.) Every load is weights-only
+  (:mod:`glow_lightning.train.safe_load`).
 * :class:`StepCheckpoint` saves every N optimiser steps (else every epoch), keeps the newest
   ``keep`` of those files, ``last.ckpt`` beside them, and saves once more when training ends, so
   ``last.ckpt`` always holds the final state; :func:`best_checkpoint` keeps ``best.ckpt``, the
@@ -16,6 +17,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +26,9 @@ import torch
 from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from glow_lightning.config import ExperimentConfig
+from glow_lightning.config import RESUME_FREE, ExperimentConfig, differing
 from glow_lightning.errors import ConfigError
+from glow_lightning.train.rundir import storage_error
 from glow_lightning.train.safe_load import load_checkpoint
 
 LAST = "last.ckpt"
@@ -36,15 +39,24 @@ def _is_local(path: str | Path) -> bool:
 
 
 def atomic_save(obj: Any, path: str | Path) -> None:
-    """``torch.save`` to ``<path>.tmp``, fsync, then rename over ``path``."""
+    """``torch.save`` to a temporary name unique to this writer (host, pid, random), fsync, then
+    rename over ``path``; on any failure the temporary file is removed and a file-system error
+    (permissions, disk full) becomes one StorageError line naming the path."""
     path = Path(str(path).removeprefix("file://"))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
-        torch.save(obj, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as handle:
+            torch.save(obj, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as err:  # torch reports a full disk as a RuntimeError
+        tmp.unlink(missing_ok=True)
+        raise storage_error(path, err) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     _fsync_dir(path.parent)
 
 
@@ -130,6 +142,21 @@ def check_resumable(path: str | Path, module: torch.nn.Module) -> None:
         raise ConfigError(f"checkpoint '{path}' does not fit this model ({'; '.join(problems[:2])}"
                           f"{more}); resume with the model settings it was trained with (its "
                           "run's config.yaml)")
+
+
+def check_same_experiment(path: str | Path, current: dict[str, Any]) -> None:
+    """ConfigError listing every model, data or optimiser key whose value differs between the
+    checkpoint's stored experiment and ``current`` (this run's), unless ``resume_allow=key,key``
+    names it. Checked before the run directory is touched."""
+    stored = (load_checkpoint(path).get("hyper_parameters") or {}).get("experiment")
+    if not isinstance(stored, dict):
+        return  # a checkpoint from before experiments were stored: the weights check stays
+    allow = tuple(k.strip() for k in str(current.get("resume_allow") or "").split(",") if k)
+    changed = differing(stored, current, ("model", "data", "optim"), RESUME_FREE + allow)
+    if changed:
+        keys = ",".join(c.split(":")[0] for c in changed)
+        raise ConfigError(f"resume from '{path}' with changed settings ({'; '.join(changed)}); "
+                          f"resume with the run's own settings, or allow them: resume_allow={keys}")
 
 
 def resolve_resume(cfg: ExperimentConfig, run_dir: Path) -> str | None:

@@ -30,6 +30,7 @@ from glow_lightning.train.checkpointing import (
     StepCheckpoint,
     best_checkpoint,
     check_resumable,
+    check_same_experiment,
     resolve_resume,
 )
 from glow_lightning.train.launch import (
@@ -40,6 +41,7 @@ from glow_lightning.train.launch import (
     shared,
 )
 from glow_lightning.train.module import GlowModule
+from glow_lightning.train.rundir import free_name, own_run_dir, release_run_dir
 from glow_lightning.train.safe_load import check_checkpoint
 from glow_lightning.train.wandb_run import (
     CheckpointArtifacts,
@@ -63,6 +65,7 @@ def run_dir_for(cfg: ExperimentConfig) -> Path:
     if cfg.run_name:
         return Path(cfg.out_dir) / cfg.run_name
     own = f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    own = free_name(cfg.out_dir, own)
     if dist.is_initialized():
         name = shared(own)  # every rank takes part in the broadcast
     else:  # a process Lightning's launcher started finds rank zero's name in its environment
@@ -203,9 +206,8 @@ def prepare_run(cfg: ExperimentConfig) -> tuple[Path, str | None]:
     resume = resolve_resume(cfg, run_dir)
     if resume:
         check_checkpoint(resume)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if is_rank_zero():
-        (run_dir / "config.yaml").write_text(to_yaml(cfg))
+        check_same_experiment(resume, to_dict(cfg))
+    own_run_dir(run_dir, resuming=bool(cfg.resume), config_yaml=to_yaml(cfg))
     return run_dir, resume
 
 
@@ -221,8 +223,17 @@ def setup_data(cfg: ExperimentConfig) -> ImageDataModule:
 
 def train(cfg: ExperimentConfig, extra_callbacks: list[Callback] | None = None) -> dict[str, Any]:
     """Fit (or resume), then test with the final (EMA, if enabled) weights. Returns the test
-    metrics. Raises :class:`TrainingDiverged` when too many non-finite steps came in a row."""
+    metrics. Raises :class:`TrainingDiverged` when too many non-finite steps came in a row.
+    The run directory's lock is released however it ends."""
     run_dir, resume = prepare_run(cfg)
+    try:
+        return _fit_and_test(cfg, run_dir, resume, extra_callbacks)
+    finally:
+        release_run_dir(run_dir)
+
+
+def _fit_and_test(cfg: ExperimentConfig, run_dir: Path, resume: str | None,
+                  extra_callbacks: list[Callback] | None) -> dict[str, Any]:
     datamodule = setup_data(cfg)
     module = build_module(cfg, datamodule.image_shape, datamodule.num_classes, datamodule.n_bits)
     if resume:
