@@ -11,7 +11,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from glow_lightning.config import ExperimentConfig, merge_config
+from glow_lightning.config import ExperimentConfig, differing, merge_config, to_dict
+from glow_lightning.errors import ConfigError
 from glow_lightning.train.module import GlowModule
 from glow_lightning.train.safe_load import check_checkpoint
 
@@ -25,9 +26,20 @@ def load_module(ckpt: str | Path, map_location: str = "cpu") -> GlowModule:
     return module.eval()
 
 
+FIXED = ("model", "data.name", "data.n_bits", "data.image_size")  # what the weights were fit to
+
+
 def experiment_of(module: GlowModule, overrides: list[str]) -> ExperimentConfig:
-    """The experiment config stored in the checkpoint, with dotlist overrides applied."""
-    return merge_config(module.hparams.get("experiment") or {}, dotlist=overrides)
+    """The experiment config stored in the checkpoint, with dotlist overrides applied; an
+    override of the model or of the images it was trained on (:data:`FIXED`) is refused in one
+    line rather than ignored or evaluated on data of another kind."""
+    stored = module.hparams.get("experiment") or {}
+    cfg = merge_config(stored, dotlist=overrides)
+    changed = differing(to_dict(merge_config(stored)), to_dict(cfg), FIXED)
+    if changed:
+        raise ConfigError(f"{'; '.join(changed)}: contradicts the checkpoint, which fixes its "
+                          "model and images; drop the override (or train a model with it)")
+    return cfg
 
 
 def warn_nonfinite(bad: int, total: int, what: str) -> None:

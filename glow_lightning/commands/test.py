@@ -28,7 +28,7 @@ def evaluate_checkpoint(ckpt: str, overrides: list[str]) -> dict[str, float]:
 
 
 def main(words: Sequence[str]) -> int:
-    mine, rest = split_keys(words, {"ckpt"})
+    mine, rest = split_keys(words, {"ckpt"}, strict=True)
     metrics = evaluate_checkpoint(need_ckpt(mine), rest)
     print(f"test/bpd = {metrics['test/bpd']:.4f}")
     if "test/bpd_worst" in metrics:

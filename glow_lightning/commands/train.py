@@ -10,10 +10,12 @@ HELP = "train a flow (default: Glow on the embedded MNIST digits), then test it"
 def main(words: Sequence[str]) -> int:
     from lightning.pytorch.utilities import rank_zero_only
 
-    from glow_lightning.config import load_config
+    from glow_lightning.config import check_conflicts, load_config
     from glow_lightning.train.run import train
 
-    results = train(load_config(list(words)))
+    cfg = load_config(list(words))
+    check_conflicts(cfg, list(words))
+    results = train(cfg)
     if getattr(rank_zero_only, "rank", 0) == 0:  # once, not once per DDP process
         report(results)
     return 0
