@@ -217,3 +217,24 @@ def test_resume_with_a_changed_model_or_data_is_refused_unless_allowed(earlier, 
     # a deliberate change, allowed by name, continues the run
     assert main([*words, "resume=auto", "optim.lr=0.01", "resume_allow=optim.lr",
                  "trainer.max_steps=3"]) == 0
+
+
+@pytest.mark.parametrize("lr", ["10", "1e3"])
+def test_a_blow_up_never_names_a_bad_checkpoint_and_test_refuses_one(tmp_path, capsys,
+                                                                     digits_cache, lr):
+    """At these rates the first applied step already ruins the weights (the next loss is NaN):
+    no checkpoint passed, the message says so, and ``test`` on whatever was written exits 2."""
+    words = ["train", *TINY, f"data.cache_dir={digits_cache}", f"out_dir={tmp_path}",
+             "run_name=blow", "checkpoint.every_n_steps=1", "optim.max_skipped_in_row=2",
+             "trainer.max_steps=8", f"optim.lr={lr}", "optim.warmup_steps=0",
+             "callbacks.enabled=true", "callbacks.num_samples=4",
+             "callbacks.interpolation_pairs=2", "callbacks.every_n_steps=1"]
+    refused(capsys, words, "training stopped at step",
+            "last good checkpoint: none passed before the blow-up", "optim.lr")
+    # lr=10: the step-1 weights are finite (written) but evaluate to inf; lr=1e3: they are not
+    # finite, so nothing was written at all
+    written = sorted((tmp_path / "blow").glob("checkpoints/*.ckpt"))
+    assert bool(written) == (lr == "10"), written
+    for ckpt in written:
+        refused(capsys, ["test", f"ckpt={ckpt}", f"data.cache_dir={digits_cache}"],
+                f"checkpoint '{ckpt}' evaluates to test/bpd=", "not usable")

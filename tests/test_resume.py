@@ -102,6 +102,38 @@ def test_sigkill_mid_epoch_then_resume_repeats_the_uninterrupted_run(tmp_path, d
     assert unsafe_globals(tmp_path / "crash" / "checkpoints" / "last.ckpt") == []  # weights-only
 
 
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, digits_cache):
+    """The 16 steps of RUN (2 epochs of 8, augmented digits, EMA) without a stop."""
+    out = tmp_path_factory.mktemp("full")
+    resume_driver.run(out / "full.jsonl", -1, [*RUN, f"data.cache_dir={digits_cache}",
+                                               f"out_dir={out}", "run_name=full"])
+    return _read(out / "full.jsonl")
+
+
+@pytest.mark.parametrize("stop, extra", [
+    (8, []),  # the epoch's last batch, saved when training ends (step files every 3)
+    (8, ["checkpoint.every_n_steps=1"]),  # the epoch's last batch, saved as a step file
+    (7, []),  # mid-epoch
+])
+def test_a_stop_at_or_inside_an_epoch_boundary_resumes_exactly(tmp_path, digits_cache,
+                                                               uninterrupted, stop, extra):
+    """Stopped by ``trainer.max_steps`` and continued with ``resume=auto``: every step's loss
+    and the test bits/dim are those of the uninterrupted run, bit for bit. (At an epoch boundary
+    this once drifted: augmentation noise came from a global generator the loaders draw from a
+    varying number of times between epochs, and a final save recorded one epoch too many.)"""
+    expected, expected_bpd = uninterrupted
+    common = [*RUN, *extra, f"data.cache_dir={digits_cache}", f"out_dir={tmp_path}",
+              "run_name=part"]
+    resume_driver.run(tmp_path / "part.jsonl", -1, [*common, f"trainer.max_steps={stop}"])
+    resume_driver.run(tmp_path / "rest.jsonl", -1, [*common, "resume=auto"])
+    before, _ = _read(tmp_path / "part.jsonl")
+    after, bpd = _read(tmp_path / "rest.jsonl")
+    assert sorted(after) == list(range(stop + 1, 17))
+    assert {**before, **after} == expected  # exact equality, every step
+    assert bpd == expected_bpd
+
+
 def test_atomic_save_leaves_the_previous_checkpoint_when_a_write_fails(tmp_path):
     path = tmp_path / "last.ckpt"
     atomic_save({"w": torch.ones(3)}, path)

@@ -3,9 +3,11 @@ the bits go (each level's prior term and log-det)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from glow_lightning.commands.args import need_ckpt, split_keys
+from glow_lightning.errors import CheckpointRefused
 
 HELP = "test bits/dim of a checkpoint: ckpt=PATH [data overrides]"
 
@@ -29,7 +31,12 @@ def evaluate_checkpoint(ckpt: str, overrides: list[str]) -> dict[str, float]:
 
 def main(words: Sequence[str]) -> int:
     mine, rest = split_keys(words, {"ckpt"}, strict=True)
-    metrics = evaluate_checkpoint(need_ckpt(mine), rest)
+    ckpt = need_ckpt(mine)
+    metrics = evaluate_checkpoint(ckpt, rest)
+    if not math.isfinite(metrics["test/bpd"]):  # a number that is no result must not exit 0
+        raise CheckpointRefused(f"checkpoint '{ckpt}' evaluates to test/bpd={metrics['test/bpd']}: "
+                                "its weights are not usable; test an earlier checkpoint (the one "
+                                "a training's 'last good checkpoint' names, or best.ckpt)")
     print(f"test/bpd = {metrics['test/bpd']:.4f}")
     if "test/bpd_worst" in metrics:
         print(f"  worst image: {metrics['test/bpd_worst']:.4f} bits/dim")

@@ -105,16 +105,57 @@ class StepCheckpoint(ModelCheckpoint):
                          enable_version_counter=False)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._save_now(trainer)
+        super().on_train_end(trainer, pl_module)
+
+    def _save_now(self, trainer: L.Trainer) -> None:
         if not self._should_skip_saving_checkpoint(trainer):
             candidates = self._monitor_candidates(trainer)
             self._save_topk_checkpoint(trainer, candidates)
             self._save_last_checkpoint(trainer, candidates)
-        super().on_train_end(trainer, pl_module)
 
     @property
     def last_path(self) -> str:
         """The newest checkpoint written: ``last.ckpt`` when kept, else the newest step file."""
         return self.last_model_path or self._last_checkpoint_saved or ""
+
+    # A checkpoint is written only from weights that are finite and came from an applied step,
+    # and it "passes" once the next step's loss, computed with exactly those weights, is
+    # finite: the step file the guard names after a blow-up then evaluates finite.
+    passed: str = ""
+
+    def _should_skip_saving_checkpoint(self, trainer: L.Trainer) -> bool:
+        return super()._should_skip_saving_checkpoint(trainer) or not _safe_to_save(
+            trainer.lightning_module)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule,
+                           *args: Any, **kwargs: Any) -> None:
+        guard = getattr(pl_module, "guard", None)
+        newest = self.best_model_path  # monitor "step", mode "max": the newest step file
+        if guard is not None and guard.in_row == 0 and newest and newest != self.passed:
+            old, self.passed = self.passed, newest
+            if old and old not in self.best_k_models:  # kept only while it was the passed one
+                super()._remove_checkpoint(trainer, old)
+        super().on_train_batch_end(trainer, pl_module, *args, **kwargs)
+        if 0 < trainer.max_steps <= trainer.global_step:
+            # the final step: save from inside the epoch. Saved at train end instead, a stop on
+            # an epoch's last batch would record one epoch more than was trained (Lightning
+            # counts the next, empty one), and the resumed run would skip an epoch of data.
+            self._save_now(trainer)
+
+    def _remove_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
+        if filepath != self.passed:  # the last file that passed survives rotation
+            super()._remove_checkpoint(trainer, filepath)
+
+
+def _safe_to_save(module: L.LightningModule) -> bool:
+    """Whether the last optimiser step was applied (not skipped by the guard) and every
+    parameter is finite."""
+    guard = getattr(module, "guard", None)
+    if guard is not None and guard.in_row > 0:
+        return False
+    flags = [torch.isfinite(p).all() for p in module.parameters()]
+    return bool(torch.stack(flags).all()) if flags else True
 
 
 def best_checkpoint(dirpath: str | Path) -> ModelCheckpoint:

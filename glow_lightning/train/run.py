@@ -243,11 +243,16 @@ def _fit_and_test(cfg: ExperimentConfig, run_dir: Path, resume: str | None,
     assert isinstance(checkpoints, StepCheckpoint)
     trainer = build_trainer(cfg, run_dir, callbacks, build_logger(cfg, run_dir, resume),
                             has_running_statistics(module))
-    trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
+    except torch.linalg.LinAlgError as err:  # a callback inverted a flow whose weights blew up
+        cause = f"a singular matrix in a callback ({str(err).splitlines()[0]})"
+        raise TrainingDiverged(module.guard.message(trainer.global_step, checkpoints.passed,
+                                                    cause)) from None
     if module.guard.tripped:
         finish(trainer)
         end_launch()
-        raise TrainingDiverged(module.guard.message(trainer.global_step, checkpoints.last_path))
+        raise TrainingDiverged(module.guard.message(trainer.global_step, checkpoints.passed))
     results = trainer.test(module, datamodule=datamodule)
     finish(trainer)
     end_launch()
