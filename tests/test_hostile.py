@@ -238,3 +238,26 @@ def test_a_blow_up_never_names_a_bad_checkpoint_and_test_refuses_one(tmp_path, c
     for ckpt in written:
         refused(capsys, ["test", f"ckpt={ckpt}", f"data.cache_dir={digits_cache}"],
                 f"checkpoint '{ckpt}' evaluates to test/bpd=", "not usable")
+
+
+def test_sigterm_checkpoints_prints_how_to_resume_and_exits_143(tmp_path, digits_cache):
+    import signal
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "glow_lightning.cli", "train", *TINY, "trainer.max_steps=100000",
+         "checkpoint.every_n_steps=1", f"data.cache_dir={digits_cache}", f"out_dir={tmp_path}",
+         "run_name=term"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    folder = tmp_path / "term" / "checkpoints"
+    deadline = time.monotonic() + 240
+    while not (folder / "step0000002.ckpt").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("error: training interrupted by SIGTERM at step ")
+    assert f"checkpoint '{folder / 'last.ckpt'}'" in line and "run_name=term resume=auto" in line
+    assert not (tmp_path / "term" / ".lock").exists()
+    assert not list(folder.glob("*.tmp"))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,7 @@ import torch
 import torch.distributed as dist
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from glow_lightning.config import ExperimentConfig, to_dict, to_yaml
 from glow_lightning.errors import ConfigError, DataError, TrainingDiverged
@@ -33,6 +35,7 @@ from glow_lightning.train.checkpointing import (
     check_same_experiment,
     resolve_resume,
 )
+from glow_lightning.train.interrupt import Interruption, interrupted
 from glow_lightning.train.launch import (
     end_launch,
     init_process_group,
@@ -241,10 +244,16 @@ def _fit_and_test(cfg: ExperimentConfig, run_dir: Path, resume: str | None,
     callbacks = [*experiment_callbacks(cfg, run_dir), *(extra_callbacks or [])]
     checkpoints = callbacks[0]
     assert isinstance(checkpoints, StepCheckpoint)
+    interruption = Interruption(checkpoints)
+    callbacks.append(interruption)
     trainer = build_trainer(cfg, run_dir, callbacks, build_logger(cfg, run_dir, resume),
                             has_running_statistics(module))
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
+    except SIGTERMException:  # SIGTERM or Ctrl-C: the state after the last batch is saved
+        finish(trainer)
+        raise interrupted(interruption.signum or signal.SIGTERM, trainer.global_step,
+                          checkpoints.last_path, run_dir.name, cfg.out_dir) from None
     except torch.linalg.LinAlgError as err:  # a callback inverted a flow whose weights blew up
         cause = f"a singular matrix in a callback ({str(err).splitlines()[0]})"
         raise TrainingDiverged(module.guard.message(trainer.global_step, checkpoints.passed,
