@@ -261,3 +261,13 @@ def test_sigterm_checkpoints_prints_how_to_resume_and_exits_143(tmp_path, digits
     assert f"checkpoint '{folder / 'last.ckpt'}'" in line and "run_name=term resume=auto" in line
     assert not (tmp_path / "term" / ".lock").exists()
     assert not list(folder.glob("*.tmp"))
+
+
+@pytest.mark.parametrize("word, needle", [
+    ("budget_steps=-1", "budget_steps=-1 must be >= 1"),
+    ("budget_minutes=0", "budget_minutes=0.0 must be > 0"),
+])
+def test_an_ablation_budget_is_checked(tmp_path, capsys, word, needle):
+    refused(capsys, ["ablate", "cells=realnvp", "seeds=1", word, f"out={tmp_path / 'a'}"],
+            needle)
+    assert not (tmp_path / "a").exists()
