@@ -41,6 +41,7 @@ class DataConfig:
     val_size: int = 0
     seed: int = 0
     augment: bool = False
+    convert_mode: bool = False  # convert grey images to RGB (or back) instead of refusing them
     cache_dir: str | None = None
     max_train: int | None = None
     max_test: int | None = None

@@ -271,3 +271,24 @@ def test_an_ablation_budget_is_checked(tmp_path, capsys, word, needle):
     refused(capsys, ["ablate", "cells=realnvp", "seeds=1", word, f"out={tmp_path / 'a'}"],
             needle)
     assert not (tmp_path / "a").exists()
+
+
+def test_a_checkpoint_whose_weights_do_not_fit_its_settings_is_one_line(earlier, tmp_path,
+                                                                        capsys):
+    import torch
+
+    good = torch.load(ckpt_of(earlier), weights_only=True)
+    wrong = dict(good, state_dict={k: v for k, v in good["state_dict"].items()
+                                   if "level1" not in k and ".1." not in k})
+    for name, content in [("wrong.ckpt", wrong), ("empty.ckpt", {"hyper_parameters": {}})]:
+        torch.save(content, tmp_path / name)
+        err = refused(capsys, ["sample", f"ckpt={tmp_path / name}", f"out={tmp_path / 'g.png'}"],
+                      f"checkpoint '{tmp_path / name}'")
+        assert len(err) < 400  # one line, not a dump of every key
+    assert not (tmp_path / "g.png").exists()
+
+
+def test_the_grey_image_hints_key_exists(tmp_path):
+    from glow_lightning.config import load_config
+
+    assert load_config(["data.convert_mode=true"]).data.convert_mode is True

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from glow_lightning.config import ExperimentConfig, differing, merge_config, to_dict
-from glow_lightning.errors import ConfigError
+from glow_lightning.errors import CheckpointRefused, ConfigError
 from glow_lightning.train.module import GlowModule
 from glow_lightning.train.safe_load import check_checkpoint
 
@@ -21,8 +21,13 @@ def load_module(ckpt: str | Path, map_location: str = "cpu") -> GlowModule:
     """Rebuild a GlowModule from its checkpoint alone (safe, weights-only load). Raises
     CheckpointRefused for a missing, damaged or code-carrying file."""
     check_checkpoint(ckpt)
-    module = GlowModule.load_from_checkpoint(str(ckpt), map_location=map_location,
-                                             weights_only=True)
+    try:
+        module = GlowModule.load_from_checkpoint(str(ckpt), map_location=map_location,
+                                                 weights_only=True)
+    except (RuntimeError, KeyError, TypeError, ValueError) as err:  # weights ≠ hyper-parameters
+        first = " ".join(str(err).split())[:120]
+        raise CheckpointRefused(f"checkpoint '{ckpt}' cannot rebuild its model ({first}…); "
+                                "use a checkpoint written by glow-lightning train") from None
     return module.eval()
 
 
