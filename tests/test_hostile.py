@@ -217,6 +217,12 @@ def test_resume_with_a_changed_model_or_data_is_refused_unless_allowed(earlier, 
     # a deliberate change, allowed by name, continues the run
     assert main([*words, "resume=auto", "optim.lr=0.01", "resume_allow=optim.lr",
                  "trainer.max_steps=3"]) == 0
+    import torch
+
+    state = torch.load(out / "first" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert state["global_step"] == 3  # and the new rate took effect, not the restored one:
+    assert state["lr_schedulers"][0]["base_lrs"] == [0.01]
+    assert state["optimizer_states"][0]["param_groups"][0]["initial_lr"] == 0.01
 
 
 @pytest.mark.parametrize("lr", ["10", "1e3"])
