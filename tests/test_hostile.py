@@ -215,12 +215,14 @@ def test_resume_with_a_changed_model_or_data_is_refused_unless_allowed(earlier, 
     refused(capsys, [*words, "resume=auto", "optim.lr=0.01"], "optim.lr: 0.004 -> 0.01")
     assert snapshot(out / "first") == before
     # a deliberate change, allowed by name, continues the run
-    assert main([*words, "resume=auto", "optim.lr=0.01", "resume_allow=optim.lr",
-                 "trainer.max_steps=3"]) == 0
     import torch
 
-    state = torch.load(out / "first" / "checkpoints" / "last.ckpt", weights_only=True)
-    assert state["global_step"] == 3  # and the new rate took effect, not the restored one:
+    last = out / "first" / "checkpoints" / "last.ckpt"
+    step = torch.load(last, weights_only=True)["global_step"] + 1
+    assert main([*words, "resume=auto", "optim.lr=0.01", "resume_allow=optim.lr",
+                 f"trainer.max_steps={step}"]) == 0
+    state = torch.load(last, weights_only=True)
+    assert state["global_step"] == step  # and the new rate took effect, not the restored one:
     assert state["lr_schedulers"][0]["base_lrs"] == [0.01]
     assert state["optimizer_states"][0]["param_groups"][0]["initial_lr"] == 0.01
 
@@ -298,3 +300,18 @@ def test_the_grey_image_hints_key_exists(tmp_path):
     from glow_lightning.config import load_config
 
     assert load_config(["data.convert_mode=true"]).data.convert_mode is True
+
+
+def test_a_plain_hostile_pickle_is_called_unsafe_not_truncated(tmp_path, capsys):
+    import os
+    import pickle
+
+    class Hostile:
+        def __reduce__(self):
+            return (os.system, ("echo pwned > " + str(tmp_path / "ran"),))
+
+    path = tmp_path / "evil.ckpt"
+    path.write_bytes(pickle.dumps(Hostile()))
+    refused(capsys, ["sample", f"ckpt={path}", f"out={tmp_path / 'g.png'}"],
+            "carries pickled objects", "system", "could run code")
+    assert not (tmp_path / "ran").exists()
