@@ -315,3 +315,17 @@ def test_a_plain_hostile_pickle_is_called_unsafe_not_truncated(tmp_path, capsys)
     refused(capsys, ["sample", f"ckpt={path}", f"out={tmp_path / 'g.png'}"],
             "carries pickled objects", "system", "could run code")
     assert not (tmp_path / "ran").exists()
+
+
+def test_a_source_that_is_neither_a_path_nor_a_hub_id_is_one_line(tmp_path, capsys):
+    refused(capsys, ["train", "data.source=foo/../../bar", f"out_dir={tmp_path}"],
+            "data source 'foo/../../bar' does not exist", "data.source=")
+
+
+def test_online_logging_without_an_api_key_is_one_line(tmp_path, capsys, monkeypatch,
+                                                       digits_cache):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc with a key
+    refused(capsys, ["train", *TINY, "logger.kind=wandb", "logger.mode=online",
+                     f"data.cache_dir={digits_cache}", f"out_dir={tmp_path / 'runs'}"],
+            "logger.mode=online needs a W&B API key")

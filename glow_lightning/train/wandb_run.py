@@ -18,6 +18,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import WandbLogger
 
 from glow_lightning.config import ExperimentConfig, to_dict
+from glow_lightning.errors import ConfigError
 
 RUN_DIR = re.compile(r"^(?:offline-)?run-(\d{8}_\d{6})-([a-z0-9]+)$")
 
@@ -31,6 +32,9 @@ def _online_possible() -> bool:
 
 def wandb_mode(cfg: ExperimentConfig) -> str:
     """``auto``: the WANDB_MODE variable if set, else online only when an API key is configured."""
+    if cfg.logger.mode == "online" and not _online_possible():
+        raise ConfigError("logger.mode=online needs a W&B API key (WANDB_API_KEY or `wandb "
+                          "login`); log in, or use logger.mode=offline and `wandb sync` later")
     if cfg.logger.mode != "auto":
         return cfg.logger.mode
     return os.environ.get("WANDB_MODE") or ("online" if _online_possible() else "offline")
