@@ -60,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(COMMANDS[args.command].main(args.words))
     except GlowLightningError as err:  # bad input: one clear line, no traceback wall
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return int(getattr(err, "exit_code", 2))
 
 
 if __name__ == "__main__":

@@ -12,14 +12,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from glow_lightning.checks import RESUME_FREE, check_conflicts, check_values, differing, plain_name
 from glow_lightning.errors import ConfigError
 from glow_lightning.flows.builder import CHOICES as MODEL_CHOICES
 from glow_lightning.flows.spec import FlowConfig
 
-__all__ = ["MODEL_CHOICES", "ConfigError", "ExperimentConfig", "load_config", "merge_config"]
+__all__ = ["MODEL_CHOICES", "RESUME_FREE", "ConfigError", "ExperimentConfig", "check_conflicts",
+           "differing", "load_config", "merge_config"]
 
 DEFAULT_EXPERIMENT = "digits_glow"
 
@@ -40,6 +43,7 @@ class DataConfig:
     version: str | None = None  # which copy of the data (imagenet*: hub | oord); None: default
     seed: int = 0
     augment: bool = False
+    convert_mode: bool = False  # convert grey images to RGB (or back) instead of refusing them
     cache_dir: str | None = None
     max_train: int | None = None
     max_test: int | None = None
@@ -141,6 +145,7 @@ class ExperimentConfig:
     out_dir: str = "runs"
     run_name: str | None = None
     resume: str | None = None  # a .ckpt path, or "auto": <run_dir>/checkpoints/last.ckpt if any
+    resume_allow: str = ""  # model/data/optim keys a resume may change, e.g. "optim.lr,data.seed"
     paper_bpd: float | None = None  # the paper's test bpd for this dataset, for comparison
     notes: str = ""
     data: DataConfig = field(default_factory=DataConfig)
@@ -171,7 +176,7 @@ def _one_line(err: OmegaConfBaseException) -> str:
 
 def _experiment_file(name: str) -> Path:
     path = configs_root() / "experiment" / f"{name}.yaml"
-    if not path.is_file():
+    if name not in experiment_names():  # a name, never a path out of configs/
         names = ", ".join(experiment_names())
         raise ConfigError(f"unknown experiment '{name}'; available: {names}")
     return path
@@ -180,7 +185,12 @@ def _experiment_file(name: str) -> Path:
 def _yaml(path: Path) -> DictConfig:
     if not path.is_file():
         raise ConfigError(f"config file '{path}' does not exist; pass config=<path to a .yaml>")
-    loaded = OmegaConf.load(path)
+    try:
+        loaded = OmegaConf.load(path)
+    except (yaml.YAMLError, OmegaConfBaseException) as err:  # malformed, or a !!python tag
+        first = " ".join(str(err).split())[:160]
+        raise ConfigError(f"config error: '{path}' is not a valid config file ({first}); fix "
+                          "its YAML (plain mappings, lists and values; no !! tags)") from None
     if not isinstance(loaded, DictConfig):
         raise ConfigError(f"config file '{path}' must hold a mapping at the top level")
     loaded.pop("defaults", None)
@@ -265,6 +275,9 @@ def _check(cond: bool, message: str) -> None:
 
 def validate(cfg: ExperimentConfig) -> None:
     """Range and choice checks that the type system cannot express."""
+    _check(plain_name(cfg.run_name),
+           f"run_name={cfg.run_name!r} must be a plain name (one folder under out_dir: no '/', "
+           "no '..', not absolute); set run_name=<name>, and out_dir=<folder> for the location")
     _check(cfg.data.n_bits is None or 1 <= cfg.data.n_bits <= 8,
            f"data.n_bits={cfg.data.n_bits} must be in 1..8 (or null: the dataset's own)")
     _check(cfg.data.batch_size >= 1, f"data.batch_size={cfg.data.batch_size} must be >= 1")
@@ -292,6 +305,7 @@ def validate(cfg: ExperimentConfig) -> None:
            f"logger.mode='{cfg.logger.mode}' must be one of auto, offline, online, disabled")
     _check(all(t >= 0 for t in cfg.callbacks.temperatures), "callbacks.temperatures must be >= 0")
     validate_test(cfg)
+    check_values(cfg)
 
 
 BEST_ON_TEST = ("test.checkpoint=best would pick weights by a test-split number (data.val_size=0 "

@@ -27,3 +27,14 @@ class CheckpointRefused(GlowLightningError):
 
 class TrainingDiverged(GlowLightningError):
     """Too many optimiser steps in a row had a non-finite loss or gradient."""
+
+
+class StorageError(GlowLightningError, OSError):
+    """The file system refused a write (permissions, disk full, a run directory in use)."""
+
+
+class Interrupted(GlowLightningError):
+    """A signal (SIGTERM, Ctrl-C) stopped training after a checkpoint; ``exit_code`` is 128 plus
+    the signal's number."""
+
+    exit_code: int = 2

@@ -215,6 +215,19 @@ def test_rerun_skips_finished_cells_and_continues_the_interrupted_one(interrupte
     _check_complete(out)
 
 
+def test_a_rerun_with_another_budget_is_refused_before_any_training(interrupted_and_rerun,
+                                                                    digits_cache, capsys):
+    from glow_lightning.cli import main
+
+    out = interrupted_and_rerun[0]
+    before = {p: p.read_bytes() for p in sorted((out / "cells").glob("*.json"))}
+    words = [w for w in _words(out, digits_cache) if not w.startswith("budget_steps=")]
+    assert main(["ablate", *words, "budget_steps=5"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "was trained with budget {'steps': 3, 'minutes': None}" in err and "out=" in err
+    assert before == {p: p.read_bytes() for p in sorted((out / "cells").glob("*.json"))}
+
+
 def test_each_cell_is_one_wandb_run_in_the_group_plus_a_summary_table(interrupted_and_rerun):
     out, _, _, _ = interrupted_and_rerun
     runs: dict[str, list] = {}

@@ -133,3 +133,23 @@ def test_streaming_trains_and_its_test_bpd_equals_the_map_style_evaluation(clust
     ckpt = str(run / "checkpoints" / "last.ckpt")
     map_style = evaluate_checkpoint(ckpt, ["data.streaming=false"])["test/bpd"]
     assert map_style == pytest.approx(streamed["test/bpd"], abs=1e-5)
+
+
+@pytest.mark.slow
+def test_a_stop_at_an_epoch_boundary_resumes_the_run_under_ddp_with_augmentation_and_ema(
+        cluster):
+    """Two processes, flips drawn per image, EMA on: stopped by ``trainer.max_steps`` on the last
+    batch of the first epoch, then ``resume=auto``; every step's loss on both ranks is the
+    uninterrupted run's (to float tolerance)."""
+    same = ["data.augment=true", "optim.ema_decay=0.9"]
+    assert launch(cluster, LIGHTNING, "boundary-full", [*same, "run_name=full"]) == 0
+    part = [*same, "run_name=part"]
+    assert launch(cluster, LIGHTNING, "boundary-part", [*part, "trainer.max_steps=6"]) == 0
+    assert launch(cluster, LIGHTNING, "boundary-part", [*part, "resume=auto"]) == 0
+    for rank in (0, 1):
+        expected, final_ref = records(cluster, "boundary-full", rank)
+        resumed, final = records(cluster, "boundary-part", rank)
+        assert sorted(resumed) == sorted(expected) == list(range(1, STEPS + 1))
+        for step in expected:
+            assert resumed[step] == pytest.approx(expected[step], abs=1e-5), (rank, step)
+        assert final["test/bpd"] == pytest.approx(final_ref["test/bpd"], abs=1e-5)

@@ -154,13 +154,30 @@ def test_too_many_skips_in_a_row_stop_with_one_line_and_a_good_checkpoint(
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and err[-1].startswith("error: training stopped at step 5: 3 optimiser "
                                             "steps in a row had a non-finite loss or gradient")
+    # the weights after step 2 met a poisoned batch next: they never passed, none is named
+    assert "last good checkpoint: none passed before the blow-up" in err[-1]
+    assert "optim.lr" in err[-1] and "grad_clip" in err[-1] and "coupling=additive" in err[-1]
     last = tmp_path / "bad" / "checkpoints" / "last.ckpt"
-    assert f"last good checkpoint: '{last}'" in err[-1] and "optim.lr" in err[-1]
-    assert "grad_clip" in err[-1] and "coupling=additive" in err[-1]
-    good = load_module(last)  # weights-only load
+    good = load_module(last)  # nothing was written after the skips began: still step 2's
     before = load_module(tmp_path / "bad" / "checkpoints" / "step0000002.ckpt")
     _assert_same(good.flow.state_dict(), before.flow.state_dict())
     assert all(torch.isfinite(v.float()).all() for v in good.flow.state_dict().values())
+
+
+def test_the_named_checkpoint_is_the_newest_whose_weights_a_later_step_found_finite(
+        tmp_path, digits_cache, monkeypatch, capsys):
+    monkeypatch.setattr(Poisoned, "poison", frozenset(range(6, 100)))
+    monkeypatch.setattr(run, "GlowModule", Poisoned)
+    code = main(["train", *TINY, f"data.cache_dir={digits_cache}", f"out_dir={tmp_path}",
+                 "run_name=bad", "checkpoint.keep=1"])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    folder = tmp_path / "bad" / "checkpoints"
+    # step 6's weights met the poisoned 7th batch; step 4's were followed by finite step 5
+    assert code == 2 and f"last good checkpoint: '{folder / 'step0000004.ckpt'}'" in err
+    assert sorted(p.name for p in folder.glob("step*.ckpt")) == [  # kept past keep=1
+        "step0000004.ckpt", "step0000006.ckpt"]
+    assert main(["test", f"ckpt={folder / 'step0000004.ckpt'}",
+                 f"data.cache_dir={digits_cache}"]) == 0
 
 
 class RankState(Callback):

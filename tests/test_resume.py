@@ -13,11 +13,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from lightning.pytorch.callbacks import Callback
 
 from glow_lightning.config import load_config
-from glow_lightning.errors import ConfigError
+from glow_lightning.errors import ConfigError, Interrupted
 from glow_lightning.train.checkpointing import AtomicCheckpointIO, atomic_save, resolve_resume
 from glow_lightning.train.rng import local_rng_state, set_local_rng_state, step_seed
+from glow_lightning.train.run import train
 from glow_lightning.train.safe_load import unsafe_globals
 from tests import resume_driver
 
@@ -113,6 +115,68 @@ def _assert_same_ema(full: Path, resumed: Path) -> None:
     assert len(keys) > 10 and sorted(keys) == sorted(k for k in states[1] if k.startswith("ema."))
     for key in keys:
         assert torch.equal(states[0][key], states[1][key]), key
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, digits_cache):
+    """The 16 steps of RUN (2 epochs of 8, augmented digits, EMA) without a stop."""
+    out = tmp_path_factory.mktemp("full")
+    resume_driver.run(out / "full.jsonl", -1, [*RUN, f"data.cache_dir={digits_cache}",
+                                               f"out_dir={out}", "run_name=full"])
+    return _read(out / "full.jsonl")
+
+
+@pytest.mark.parametrize("stop, extra", [
+    (8, []),  # the epoch's last batch, saved when training ends (step files every 3)
+    (8, ["checkpoint.every_n_steps=1"]),  # the epoch's last batch, saved as a step file
+    (7, []),  # mid-epoch
+])
+def test_a_stop_at_or_inside_an_epoch_boundary_resumes_exactly(tmp_path, digits_cache,
+                                                               uninterrupted, stop, extra):
+    """Stopped by ``trainer.max_steps`` and continued with ``resume=auto``: every step's loss
+    and the test bits/dim are those of the uninterrupted run, bit for bit. (At an epoch boundary
+    this once drifted: augmentation noise came from a global generator the loaders draw from a
+    varying number of times between epochs, and a final save recorded one epoch too many.)"""
+    expected, expected_bpd = uninterrupted
+    common = [*RUN, *extra, f"data.cache_dir={digits_cache}", f"out_dir={tmp_path}",
+              "run_name=part"]
+    resume_driver.run(tmp_path / "part.jsonl", -1, [*common, f"trainer.max_steps={stop}"])
+    resume_driver.run(tmp_path / "rest.jsonl", -1, [*common, "resume=auto"])
+    before, _ = _read(tmp_path / "part.jsonl")
+    after, bpd = _read(tmp_path / "rest.jsonl")
+    assert sorted(after) == list(range(stop + 1, 17))
+    assert {**before, **after} == expected  # exact equality, every step
+    assert bpd == expected_bpd
+
+
+class SignalAt(Callback):
+    """Sends ``signum`` to this process after training step ``step``."""
+
+    def __init__(self, step: int, signum: int) -> None:
+        self.step, self.signum = step, signum
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), self.signum)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_checkpoints_says_how_to_resume_and_the_resume_is_exact(
+        tmp_path, digits_cache, uninterrupted, signum):
+    expected, expected_bpd = uninterrupted
+    common = [*RUN, f"data.cache_dir={digits_cache}", f"out_dir={tmp_path}", "run_name=sig"]
+    losses = resume_driver.StepLosses(tmp_path / "part.jsonl")
+    with pytest.raises(Interrupted) as caught:
+        train(load_config(common), extra_callbacks=[losses, SignalAt(5, signum)])
+    assert caught.value.exit_code == 128 + signum
+    assert f"interrupted by {signal.Signals(signum).name} at step 5" in str(caught.value)
+    assert "run_name=sig resume=auto" in str(caught.value)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handed back
+    resume_driver.run(tmp_path / "rest.jsonl", -1, [*common, "resume=auto"])
+    before, _ = _read(tmp_path / "part.jsonl")
+    after, bpd = _read(tmp_path / "rest.jsonl")
+    assert sorted(before) == list(range(1, 6)) and sorted(after) == list(range(6, 17))
+    assert {**before, **after} == expected and bpd == expected_bpd
 
 
 def test_atomic_save_leaves_the_previous_checkpoint_when_a_write_fails(tmp_path):

@@ -30,7 +30,15 @@ class Budget:
     steps: int | None = None
     minutes: float | None = None
 
+    def record(self) -> dict[str, Any]:
+        """What a result file stores of the budget its cell was trained with."""
+        return {"steps": self.steps, "minutes": self.minutes}
+
     def overrides(self) -> list[str]:
+        if self.steps is not None and self.steps < 1:
+            raise ConfigError(f"budget_steps={self.steps} must be >= 1 (optimiser steps per cell)")
+        if self.minutes is not None and not self.minutes > 0:
+            raise ConfigError(f"budget_minutes={self.minutes} must be > 0 (minutes per cell)")
         if not self.steps and not self.minutes:
             raise ConfigError("the ablation needs a per-cell budget: budget_steps=N or "
                               "budget_minutes=M (or an ablation= file that sets one)")
@@ -81,6 +89,7 @@ def run_cell(words: list[str], cell: Cell, seed: int, budget: Budget, out: Path,
         **cell.columns(), "seed": seed, "test_bpd": float(metrics["test/bpd"]),
         "steps": history.steps, "wall_s": round(history.seconds, 1), "params": history.params,
         "run_dir": metrics["run_dir"], "group": group, "model": to_dict(cfg)["model"],
+        "budget": budget.record(),
     }
     if is_rank_zero():
         write_json(result_path(out, cell, seed), result)

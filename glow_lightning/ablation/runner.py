@@ -34,6 +34,7 @@ from glow_lightning.ablation.stats import Verdict, figure3_claims, late_rankings
 from glow_lightning.ablation.sweep import write_sweep, write_train_sweeps
 from glow_lightning.ablation.wandb_summary import inside_sweep, log_summary_run
 from glow_lightning.config import load_config
+from glow_lightning.errors import ConfigError
 from glow_lightning.train.launch import is_rank_zero
 from glow_lightning.train.wandb_run import wandb_mode
 
@@ -57,7 +58,18 @@ class Ablation:
         return [(cell, seed) for cell in self.cells for seed in self.seeds]
 
     def is_done(self, cell: Cell, seed: int) -> bool:
-        return result_path(self.out, cell, seed).is_file()
+        """Whether the cell × seed has a result; ConfigError when that result was trained with
+        another budget (one table never mixes budgets)."""
+        path = result_path(self.out, cell, seed)
+        found = read_result(path)
+        if found is None:
+            return False
+        had = found.get("budget")
+        if had is not None and had != self.budget.record():
+            raise ConfigError(f"'{path}' was trained with budget {had} but this run asks for "
+                              f"{self.budget.record()}; choose another out= for the new budget, "
+                              "or give the same budget_steps= / budget_minutes=")
+        return True
 
 
 def collect(ab: Ablation) -> list[dict[str, Any]]:
@@ -128,6 +140,8 @@ def run_grid(ab: Ablation, log: Callable[[str], None] = print) -> list[dict[str,
     if lead and not inside_sweep():  # a sweep run covers one cell: keep the full grid's file
         write_sweep_file(ab)
     jobs = ab.jobs()
+    for cell, seed in jobs:  # a result of another budget stops the grid before any training
+        ab.is_done(cell, seed)
     for i, (cell, seed) in enumerate(jobs, 1):
         tag = f"[{i}/{len(jobs)}] {cell.name} seed {seed}"
         if ab.is_done(cell, seed):

@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from glow_lightning.commands.args import need_ckpt, parse_number, split_keys
+from glow_lightning.commands.args import need_ckpt, need_png, parse_bounded, split_keys
+from glow_lightning.errors import ConfigError
 
 HELP = "interpolate test images: ckpt=PATH pairs=4 steps=8 out=F"
 OWN = {"ckpt": "", "pairs": "4", "steps": "8", "out": "interpolations.png"}
@@ -26,6 +27,9 @@ def interpolate_checkpoint(ckpt: str, pairs: int, steps: int, out: str,
     datamodule.prepare_data()
     datamodule.setup("test")
     bins, _ = datamodule.example_images(2 * pairs, split="test")
+    if len(bins) < 2 * pairs:  # fewer test images than asked for: say so, never fewer rows
+        raise ConfigError(f"pairs={pairs} needs {2 * pairs} test images but the test split holds "
+                          f"{len(bins)}; choose pairs=1..{len(bins) // 2}")
     with module.sampling() as flow:
         decoded = interpolate_images(flow, bin_centres(bins, module.n_bits), steps)
     images, bad = displayable(decoded, module.n_bits)
@@ -34,9 +38,10 @@ def interpolate_checkpoint(ckpt: str, pairs: int, steps: int, out: str,
 
 
 def main(words: Sequence[str]) -> int:
-    mine, rest = split_keys(words, OWN)
+    mine, rest = split_keys(words, OWN, strict=True)
     opts = {**OWN, **mine}
-    path = interpolate_checkpoint(need_ckpt(mine), parse_number("pairs", opts["pairs"]),
-                                  parse_number("steps", opts["steps"]), opts["out"], rest)
+    path = interpolate_checkpoint(need_ckpt(mine), parse_bounded("pairs", opts["pairs"], 1),
+                                  parse_bounded("steps", opts["steps"], 2),
+                                  need_png(opts["out"]), rest)
     print(f"wrote {path}")
     return 0

@@ -16,7 +16,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from glow_lightning.commands.args import need_ckpt, parse_number, split_keys
+from glow_lightning.commands.args import (
+    need_ckpt,
+    need_png,
+    parse_bounded,
+    parse_number,
+    split_keys,
+)
 from glow_lightning.errors import ConfigError
 
 HELP = ("attribute manipulation: ckpt=PATH attribute=<class or 0/1 label column> "
@@ -73,12 +79,14 @@ def manipulate_checkpoint(ckpt: str, attribute: str, source: int | None, strengt
 
 
 def main(words: Sequence[str]) -> int:
-    mine, rest = split_keys(words, OWN)
+    mine, rest = split_keys(words, OWN, strict=True)
     opts = {**OWN, **mine}
     source = parse_number("source", opts["source"]) if opts["source"] else None
     path = manipulate_checkpoint(need_ckpt(mine), opts["attribute"], source,
-                                 parse_strengths(opts["strengths"]), parse_number("n", opts["n"]),
-                                 parse_number("reference", opts["reference"]), opts["out"], rest)
+                                 parse_strengths(opts["strengths"]),
+                                 parse_bounded("n", opts["n"], 1),
+                                 parse_bounded("reference", opts["reference"], 1),
+                                 need_png(opts["out"]), rest)
     print(f"wrote {path}")
     return 0
 

@@ -6,7 +6,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from glow_lightning.commands.args import need_ckpt, parse_number, split_keys
+from glow_lightning.commands.args import (
+    need_ckpt,
+    need_png,
+    parse_bounded,
+    parse_number,
+    split_keys,
+)
 from glow_lightning.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -54,11 +60,14 @@ def class_labels(module: GlowModule, y: int | None, n: int) -> torch.Tensor | No
 
 
 def main(words: Sequence[str]) -> int:
-    mine, _ = split_keys(words, OWN)
+    mine, rest = split_keys(words, OWN, strict=True)
+    if rest:  # the checkpoint alone defines the model: an override would be ignored
+        raise ConfigError(f"sample takes no config overrides ('{rest[0]}'): the checkpoint fixes "
+                          f"the model; its keys: {', '.join(OWN)}")
     opts = {**OWN, **mine}
     y = parse_number("y", opts["y"]) if opts["y"] else None
-    path = sample_checkpoint(need_ckpt(mine), parse_number("n", opts["n"]),
-                             parse_number("temperature", opts["temperature"], float),
-                             opts["out"], parse_number("seed", opts["seed"]), y)
+    path = sample_checkpoint(need_ckpt(mine), parse_bounded("n", opts["n"], 1),
+                             parse_bounded("temperature", opts["temperature"], 0, kind=float),
+                             need_png(opts["out"]), parse_number("seed", opts["seed"]), y)
     print(f"wrote {path}")
     return 0

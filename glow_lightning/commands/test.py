@@ -8,12 +8,13 @@ run directory's ``test/``)."""
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from glow_lightning.commands.args import need_ckpt, parse_number, split_keys
-from glow_lightning.errors import ConfigError
+from glow_lightning.errors import CheckpointRefused, ConfigError
 
 HELP = ("test bits/dim of a checkpoint: ckpt=PATH [iw_samples=K] [out=DIR] "
         "[ood=NAME|PATH,...] [ood_samples=N] [data overrides]")
@@ -88,7 +89,7 @@ def check_ood(module: Any, overrides: list[str], targets: dict[str, list[str]], 
     module.iw_samples = 0  # the single-draw bits/dim of every set, as for the test split
     sets = {"test": test_bpd}
     for target, extra in targets.items():
-        cfg = experiment_of(module, [*overrides, *extra])
+        cfg = experiment_of(module, [*overrides, *extra], fixed=("model",))  # other data
         collect = PerImageBits(publish=False)
         run_test(module, matched_datamodule(cfg, module.flow.image_shape), None, [collect],
                  cfg.trainer.accelerator)
@@ -101,7 +102,7 @@ def check_ood(module: Any, overrides: list[str], targets: dict[str, list[str]], 
 
 
 def main(words: Sequence[str]) -> int:
-    mine, rest = split_keys(words, OWN)
+    mine, rest = split_keys(words, OWN, strict=True)
     ckpt = need_ckpt(mine)
     out = Path(mine["out"]) if mine.get("out") else default_out(ckpt)
     ood = [t for t in mine.get("ood", "").split(",") if t]
@@ -112,6 +113,10 @@ def main(words: Sequence[str]) -> int:
     n_samples = parse_number("ood_samples", mine.get("ood_samples", "100"))
     metrics = evaluate_checkpoint(ckpt, rest, iw_samples, out, ood, n_samples)
     print_metrics(metrics)
+    if not math.isfinite(metrics["test/bpd"]):  # a number that is no result must not exit 0
+        raise CheckpointRefused(f"checkpoint '{ckpt}' evaluates to test/bpd={metrics['test/bpd']}: "
+                                "its weights are not usable; test an earlier checkpoint (the one "
+                                "a training's 'last good checkpoint' names, or best.ckpt)")
     print(f"wrote {out}")
     return 0
 

@@ -21,8 +21,10 @@ def main(words: Sequence[str]) -> int:
         return 0
     from lightning.pytorch.utilities import rank_zero_only
 
+    from glow_lightning.config import check_conflicts
     from glow_lightning.train.run import train
 
+    check_conflicts(cfg, list(overrides))
     results = train(cfg)
     if getattr(rank_zero_only, "rank", 0) == 0:  # once, not once per DDP process
         report(results)

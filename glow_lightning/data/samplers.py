@@ -27,6 +27,21 @@ from typing import Any, Protocol
 import torch
 from torch.utils.data import Sampler
 
+AUGMENT_SEED = 0x5EED_A0C  # keeps the augmentation stream apart from the shuffle's seeds
+
+
+def reseed_augmentation(seed: int, epoch: int, rank: int) -> None:
+    """Seed torch's global CPU generator, which random crops, shifts and flips draw from
+    (:mod:`glow_lightning.data.images`), from (seed, epoch, rank) alone when an epoch starts.
+
+    Why: between the last step of an epoch and the first of the next, the loaders draw from that
+    generator a number of times that depends on how training got there (validation, the new
+    iterator; a run resumed at the boundary skips some), so a restored RNG state alone does not
+    make the next epoch's augmentations those of the uninterrupted run. A mid-epoch resume keeps
+    the restored state (the epoch's stream is already under way)."""
+    torch.default_generator.manual_seed(
+        (AUGMENT_SEED + seed * 1_000_003 + epoch * 10_007 + rank) % 2**63)
+
 
 class ShardedShuffleSampler(Sampler[int]):
     """Seeded shuffle per epoch, one disjoint shard per rank, resumable mid-epoch.
@@ -61,6 +76,8 @@ class ShardedShuffleSampler(Sampler[int]):
 
     def __iter__(self) -> Iterator[int]:
         start, self._skip = (self._skip or 0), None
+        if start == 0:
+            reseed_augmentation(self.seed, self.epoch, self.rank)
         self.consumed = start
         for index in self.order()[start:].tolist():
             self.consumed += 1

@@ -42,7 +42,9 @@ def source_kind(source: str) -> SourceKind:
         if path.suffix == ".parquet":
             return "parquet"
         raise DataError(f"data source '{source}' is a file but not a .parquet file; {_fix_path()}")
-    if source.endswith(".parquet") or source.startswith(("/", ".", "~")) or "\\" in source:
+    hub_like = source.count("/") <= 1 and ".." not in Path(source).parts  # owner/name
+    if (source.endswith(".parquet") or source.startswith(("/", ".", "~")) or "\\" in source
+            or not hub_like):
         raise DataError(f"data source '{source}' does not exist; {_fix_path()}")
     return "hub"
 

@@ -1,10 +1,11 @@
 """Checkpoints that survive a crash and load without running code.
 
-* :class:`AtomicCheckpointIO` writes ``<path>.tmp`` in the target folder, flushes it to disk and
-  renames it over ``<path>`` (``os.replace``), so a process killed mid-write leaves the previous
-  checkpoint intact. (Lightning's own writer stages through the system temp folder and falls back
-  to a copy when that lies on another file system, which is not atomic.) Every load is
-  weights-only (:mod:`glow_lightning.train.safe_load`).
+* :class:`AtomicCheckpointIO` writes a temporary file unique to its writer in the target folder,
+  flushes it to disk and renames it over ``<path>`` (``os.replace``), so a process killed
+  mid-write leaves the previous checkpoint intact; a failed write leaves no temporary file.
+  (Lightning's own writer stages through the system temp folder and falls back to a copy when
+  that lies on another file system, which is not atomic.) Every load is weights-only
+  (:mod:`glow_lightning.train.safe_load`).
 * :class:`StepCheckpoint` saves every N optimiser steps (else every epoch), keeps the newest
   ``keep`` of those files, ``last.ckpt`` beside them, and saves once more when training ends, so
   ``last.ckpt`` always holds the final state; :func:`best_checkpoint` keeps ``best.ckpt``, the
@@ -16,6 +17,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +26,9 @@ import torch
 from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from glow_lightning.config import ExperimentConfig
+from glow_lightning.config import RESUME_FREE, ExperimentConfig, differing
 from glow_lightning.errors import ConfigError
+from glow_lightning.train.rundir import storage_error
 from glow_lightning.train.safe_load import load_checkpoint
 
 LAST = "last.ckpt"
@@ -36,15 +39,24 @@ def _is_local(path: str | Path) -> bool:
 
 
 def atomic_save(obj: Any, path: str | Path) -> None:
-    """``torch.save`` to ``<path>.tmp``, fsync, then rename over ``path``."""
+    """``torch.save`` to a temporary name unique to this writer (host, pid, random), fsync, then
+    rename over ``path``; on any failure the temporary file is removed and a file-system error
+    (permissions, disk full) becomes one StorageError line naming the path."""
     path = Path(str(path).removeprefix("file://"))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
-        torch.save(obj, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as handle:
+            torch.save(obj, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as err:  # torch reports a full disk as a RuntimeError
+        tmp.unlink(missing_ok=True)
+        raise storage_error(path, err) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     _fsync_dir(path.parent)
 
 
@@ -93,16 +105,57 @@ class StepCheckpoint(ModelCheckpoint):
                          enable_version_counter=False)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._save_now(trainer)
+        super().on_train_end(trainer, pl_module)
+
+    def _save_now(self, trainer: L.Trainer) -> None:
         if not self._should_skip_saving_checkpoint(trainer):
             candidates = self._monitor_candidates(trainer)
             self._save_topk_checkpoint(trainer, candidates)
             self._save_last_checkpoint(trainer, candidates)
-        super().on_train_end(trainer, pl_module)
 
     @property
     def last_path(self) -> str:
         """The newest checkpoint written: ``last.ckpt`` when kept, else the newest step file."""
         return self.last_model_path or self._last_checkpoint_saved or ""
+
+    # A checkpoint is written only from weights that are finite and came from an applied step,
+    # and it "passes" once the next step's loss, computed with exactly those weights, is
+    # finite: the step file the guard names after a blow-up then evaluates finite.
+    passed: str = ""
+
+    def _should_skip_saving_checkpoint(self, trainer: L.Trainer) -> bool:
+        return super()._should_skip_saving_checkpoint(trainer) or not _safe_to_save(
+            trainer.lightning_module)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule,
+                           *args: Any, **kwargs: Any) -> None:
+        guard = getattr(pl_module, "guard", None)
+        newest = self.best_model_path  # monitor "step", mode "max": the newest step file
+        if guard is not None and guard.in_row == 0 and newest and newest != self.passed:
+            old, self.passed = self.passed, newest
+            if old and old not in self.best_k_models:  # kept only while it was the passed one
+                super()._remove_checkpoint(trainer, old)
+        super().on_train_batch_end(trainer, pl_module, *args, **kwargs)
+        if 0 < trainer.max_steps <= trainer.global_step:
+            # the final step: save from inside the epoch. Saved at train end instead, a stop on
+            # an epoch's last batch would record one epoch more than was trained (Lightning
+            # counts the next, empty one), and the resumed run would skip an epoch of data.
+            self._save_now(trainer)
+
+    def _remove_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
+        if filepath != self.passed:  # the last file that passed survives rotation
+            super()._remove_checkpoint(trainer, filepath)
+
+
+def _safe_to_save(module: L.LightningModule) -> bool:
+    """Whether the last optimiser step was applied (not skipped by the guard) and every
+    parameter is finite."""
+    guard = getattr(module, "guard", None)
+    if guard is not None and guard.in_row > 0:
+        return False
+    flags = [torch.isfinite(p).all() for p in module.parameters()]
+    return bool(torch.stack(flags).all()) if flags else True
 
 
 def best_checkpoint(dirpath: str | Path) -> ModelCheckpoint:
@@ -130,6 +183,21 @@ def check_resumable(path: str | Path, module: torch.nn.Module) -> None:
         raise ConfigError(f"checkpoint '{path}' does not fit this model ({'; '.join(problems[:2])}"
                           f"{more}); resume with the model settings it was trained with (its "
                           "run's config.yaml)")
+
+
+def check_same_experiment(path: str | Path, current: dict[str, Any]) -> None:
+    """ConfigError listing every model, data or optimiser key whose value differs between the
+    checkpoint's stored experiment and ``current`` (this run's), unless ``resume_allow=key,key``
+    names it. Checked before the run directory is touched."""
+    stored = (load_checkpoint(path).get("hyper_parameters") or {}).get("experiment")
+    if not isinstance(stored, dict):
+        return  # a checkpoint from before experiments were stored: the weights check stays
+    allow = tuple(k.strip() for k in str(current.get("resume_allow") or "").split(",") if k)
+    changed = differing(stored, current, ("model", "data", "optim"), RESUME_FREE + allow)
+    if changed:
+        keys = ",".join(c.split(":")[0] for c in changed)
+        raise ConfigError(f"resume from '{path}' with changed settings ({'; '.join(changed)}); "
+                          f"resume with the run's own settings, or allow them: resume_allow={keys}")
 
 
 def resolve_resume(cfg: ExperimentConfig, run_dir: Path) -> str | None:

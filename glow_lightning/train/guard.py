@@ -63,13 +63,15 @@ class NonFiniteGuard:
     def tripped(self) -> bool:
         return self.in_row >= self.max_in_row
 
-    def message(self, step: int, checkpoint: str | None) -> str:
-        """One line: what happened, where the good weights are, what to try."""
-        where = f"'{checkpoint}'" if checkpoint else "none written (checkpointing is disabled)"
-        return (f"training stopped at step {step}: {self.in_row} optimiser steps in a row had a "
-                f"non-finite loss or gradient and were skipped ({self.skipped} skipped in total); "
-                f"last good checkpoint: {where}; try a lower optim.lr, optim.grad_clip=1.0, a "
-                "longer optim.warmup_steps or model.coupling=additive")
+    def message(self, step: int, checkpoint: str | None, cause: str | None = None) -> str:
+        """One line: what happened (``cause``, else the skipped steps), the last checkpoint
+        whose weights passed (a later step's loss on them was finite), what to try."""
+        where = f"'{checkpoint}'" if checkpoint else "none passed before the blow-up"
+        what = cause or (f"{self.in_row} optimiser steps in a row had a non-finite loss or "
+                         f"gradient and were skipped ({self.skipped} skipped in total)")
+        return (f"training stopped at step {step}: {what}; last good checkpoint: {where}; try a "
+                "lower optim.lr, optim.grad_clip=1.0, a longer optim.warmup_steps or "
+                "model.coupling=additive")
 
     def state_dict(self) -> dict[str, int]:
         return {"skipped": self.skipped, "in_row": self.in_row}

@@ -42,7 +42,7 @@ from glow_lightning.ops import bins_to_float, bits_per_dim, dequantize, level_bi
 from glow_lightning.train.ema import EMA
 from glow_lightning.train.guard import NonFiniteGuard
 from glow_lightning.train.metrics import MeanAndError
-from glow_lightning.train.optim import Schedule, make_optimizer
+from glow_lightning.train.optim import Schedule, apply_allowed, make_optimizer
 from glow_lightning.train.rng import gather_rng_states, image_seed, set_local_rng_state, step_noise
 
 STAGES = ("train", "val", "test")
@@ -319,7 +319,11 @@ class GlowModule(L.LightningModule):
         self._pending_rng = rng[self.global_rank] if self.global_rank < len(rng) else None
 
     def on_train_start(self) -> None:
-        """Restore this rank's global RNG once the loaders are set up (they draw from it)."""
+        """Restore this rank's global RNG once the loaders are set up (they draw from it); put
+        back the optimiser settings a resume was allowed to change (``resume_allow``)."""
+        allowed = str((self.hparams.get("experiment") or {}).get("resume_allow") or "")
+        if allowed and self._pending_rng is not None:  # only on a resume
+            apply_allowed(self.trainer, self.optim_cfg, set(allowed.split(",")))
         if self._pending_rng is not None:
             set_local_rng_state(self._pending_rng)
             self._pending_rng = None

@@ -67,3 +67,25 @@ def lr_factor(step: int, warmup: int, decay_steps: int = 0, floor: float = 0.0,
     start = decay_steps - fraction * (decay_steps - warmup)
     progress = min(1.0, max(0.0, step - start) / (decay_steps - start))
     return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+SCHEDULE_KEYS = {"optim.warmup_steps": "warmup", "optim.decay_steps": "decay_steps",
+                 "optim.decay_fraction": "decay_fraction"}
+
+
+def apply_allowed(trainer: Any, cfg: OptimConfig, allowed: set[str]) -> None:
+    """After a resume restored the checkpoint's optimiser and schedule, put back the settings
+    ``resume_allow`` names (``optim.lr``, ``optim.warmup_steps``, ``optim.decay_steps``,
+    ``optim.decay_fraction``) so a deliberate change takes effect from the first resumed step;
+    everything else (the time budget's planned decay included) stays as restored."""
+    for conf in trainer.lr_scheduler_configs:
+        sched = conf.scheduler
+        if "optim.lr" in allowed:
+            sched.base_lrs = [cfg.lr for _ in sched.base_lrs]
+        for fn in getattr(sched, "lr_lambdas", []):
+            for key, field in SCHEDULE_KEYS.items():
+                if key in allowed and isinstance(fn, Schedule):
+                    setattr(fn, field, getattr(cfg, key.removeprefix("optim.")))
+        for group, base, fn in zip(sched.optimizer.param_groups, sched.base_lrs,
+                                   getattr(sched, "lr_lambdas", []), strict=False):
+            group["initial_lr"], group["lr"] = base, base * fn(sched.last_epoch)

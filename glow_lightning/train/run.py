@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,7 @@ import torch
 import torch.distributed as dist
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from glow_lightning.config import ExperimentConfig, to_dict, to_yaml
 from glow_lightning.errors import ConfigError, DataError, TrainingDiverged
@@ -30,10 +32,12 @@ from glow_lightning.train.checkpointing import (
     StepCheckpoint,
     best_checkpoint,
     check_resumable,
+    check_same_experiment,
     resolve_resume,
 )
 from glow_lightning.train.final_eval import apply_test_policy, final_test_callbacks, prepare_test
 from glow_lightning.train.health import health_callbacks
+from glow_lightning.train.interrupt import Interruption, interrupted
 from glow_lightning.train.launch import (
     end_launch,
     init_process_group,
@@ -42,6 +46,7 @@ from glow_lightning.train.launch import (
     shared,
 )
 from glow_lightning.train.module import GlowModule
+from glow_lightning.train.rundir import free_name, own_run_dir, release_run_dir
 from glow_lightning.train.safe_load import check_checkpoint
 from glow_lightning.train.wandb_run import (
     CheckpointArtifacts,
@@ -65,6 +70,7 @@ def run_dir_for(cfg: ExperimentConfig) -> Path:
     if cfg.run_name:
         return Path(cfg.out_dir) / cfg.run_name
     own = f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    own = free_name(cfg.out_dir, own)
     if dist.is_initialized():
         name = shared(own)  # every rank takes part in the broadcast
     else:  # a process Lightning's launcher started finds rank zero's name in its environment
@@ -199,9 +205,8 @@ def prepare_run(cfg: ExperimentConfig) -> tuple[Path, str | None]:
     resume = resolve_resume(cfg, run_dir)
     if resume:
         check_checkpoint(resume)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if is_rank_zero():
-        (run_dir / "config.yaml").write_text(to_yaml(cfg))
+        check_same_experiment(resume, to_dict(cfg))
+    own_run_dir(run_dir, resuming=bool(cfg.resume), config_yaml=to_yaml(cfg))
     return run_dir, resume
 
 
@@ -218,8 +223,17 @@ def setup_data(cfg: ExperimentConfig) -> ImageDataModule:
 def train(cfg: ExperimentConfig, extra_callbacks: list[Callback] | None = None) -> dict[str, Any]:
     """Fit (or resume), then test once with the stated checkpoint's (EMA, if enabled) weights
     (:mod:`glow_lightning.train.final_eval`). Returns the test metrics. Raises
-    :class:`TrainingDiverged` when too many non-finite steps came in a row."""
+    :class:`TrainingDiverged` when too many non-finite steps came in a row. The run directory's
+    lock is released however it ends."""
     run_dir, resume = prepare_run(cfg)
+    try:
+        return _fit_and_test(cfg, run_dir, resume, extra_callbacks)
+    finally:
+        release_run_dir(run_dir)
+
+
+def _fit_and_test(cfg: ExperimentConfig, run_dir: Path, resume: str | None,
+                  extra_callbacks: list[Callback] | None) -> dict[str, Any]:
     datamodule = setup_data(cfg)
     module = build_module(cfg, datamodule.image_shape, datamodule.num_classes, datamodule.n_bits)
     cfg = apply_test_policy(cfg, datamodule, module)
@@ -229,13 +243,24 @@ def train(cfg: ExperimentConfig, extra_callbacks: list[Callback] | None = None) 
                  *(extra_callbacks or [])]
     checkpoints = callbacks[0]
     assert isinstance(checkpoints, StepCheckpoint)
+    interruption = Interruption(checkpoints)
+    callbacks.append(interruption)
     trainer = build_trainer(cfg, run_dir, callbacks, build_logger(cfg, run_dir, resume),
                             has_running_statistics(module))
-    trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
+    except SIGTERMException:  # SIGTERM or Ctrl-C: the state after the last batch is saved
+        finish(trainer)
+        raise interrupted(interruption.signum or signal.SIGTERM, trainer.global_step,
+                          checkpoints.last_path, run_dir.name, cfg.out_dir) from None
+    except torch.linalg.LinAlgError as err:  # a callback inverted a flow whose weights blew up
+        cause = f"a singular matrix in a callback ({str(err).splitlines()[0]})"
+        raise TrainingDiverged(module.guard.message(trainer.global_step, checkpoints.passed,
+                                                    cause)) from None
     if module.guard.tripped:
         finish(trainer)
         end_launch()
-        raise TrainingDiverged(module.guard.message(trainer.global_step, checkpoints.last_path))
+        raise TrainingDiverged(module.guard.message(trainer.global_step, checkpoints.passed))
     try:
         prepare_test(cfg, module, datamodule, trainer.global_step, run_dir / "checkpoints")
     except ConfigError:  # test.checkpoint=best without a validation: close the run first

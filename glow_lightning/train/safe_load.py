@@ -8,6 +8,7 @@ weights-only; a file that carries other pickled objects is refused with one line
 from __future__ import annotations
 
 import pickle
+import pickletools
 import re
 import zipfile
 from pathlib import Path
@@ -63,6 +64,7 @@ def _weights_only_load(path: str | Path, map_location: Any) -> dict[str, Any]:
         loaded = torch.load(str(path), map_location=map_location, weights_only=True)
     except Exception as err:  # a damaged file fails anywhere inside the unpickler
         names = re.findall(r"GLOBAL (\S+)", str(err))
+        names = names or pickled_globals(path)  # a plain pickle naming code is unsafe, not damaged
         if isinstance(err, pickle.UnpicklingError) and names:  # the allowlist refused an object
             raise _refused(path, names) from None
         raise _unreadable(path, err) from None
@@ -70,6 +72,25 @@ def _weights_only_load(path: str | Path, map_location: Any) -> dict[str, Any]:
         raise CheckpointRefused(f"checkpoint '{path}' holds a {type(loaded).__name__}, "
                                 "not a checkpoint dictionary")
     return loaded
+
+
+def pickled_globals(path: str | Path) -> list[str]:
+    """The ``module.name`` globals a plain (non-zip) pickle file names, read by disassembling it
+    (nothing runs); [] when it is no pickle or names none."""
+    found: list[str] = []
+    strings: list[str] = []
+    try:
+        with open(path, "rb") as handle:
+            for op, arg, _ in pickletools.genops(handle):
+                if op.name == "GLOBAL":
+                    found.append(str(arg).replace(" ", "."))
+                elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                    found.append(f"{strings[-2]}.{strings[-1]}")
+                elif isinstance(arg, str):
+                    strings.append(arg)
+    except Exception:  # damaged or not a pickle at all: the caller reports it as unreadable
+        return found
+    return found
 
 
 def _require_file(path: str | Path) -> None:

@@ -22,6 +22,7 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from glow_lightning.callbacks.summary import data_identity
 from glow_lightning.config import ExperimentConfig, to_dict
+from glow_lightning.errors import ConfigError
 from glow_lightning.train.budget import TimeBudget
 
 RUN_DIR = re.compile(r"^(?:offline-)?run-(\d{8}_\d{6})-([a-z0-9]+)$")
@@ -36,6 +37,9 @@ def _online_possible() -> bool:
 
 def wandb_mode(cfg: ExperimentConfig) -> str:
     """``auto``: the WANDB_MODE variable if set, else online only when an API key is configured."""
+    if cfg.logger.mode == "online" and not _online_possible():
+        raise ConfigError("logger.mode=online needs a W&B API key (WANDB_API_KEY or `wandb "
+                          "login`); log in, or use logger.mode=offline and `wandb sync` later")
     if cfg.logger.mode != "auto":
         return cfg.logger.mode
     return os.environ.get("WANDB_MODE") or ("online" if _online_possible() else "offline")
