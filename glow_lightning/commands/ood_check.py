@@ -82,13 +82,14 @@ def sample_bpd(module: GlowModule, n: int, temperature: float, seed: int = 0,
     import torch
 
     from glow_lightning.ops import bits_per_dim, displayable
+    from glow_lightning.train.evaluation import eval_log_prob
 
     gen, levels, out = torch.Generator().manual_seed(seed), 2**module.n_bits - 1, []
     for start in range(0, n, batch):
         with module.sampling() as flow:
             x = flow.sample(min(batch, n - start), temperature, generator=gen)
         bins = (displayable(x, module.n_bits)[0] * levels).round().to(torch.uint8)
-        log_prob = module.eval_log_prob(bins)
+        log_prob = eval_log_prob(module, bins)
         out.append(bits_per_dim(log_prob, module.flow.num_dims, module.n_bits).double().numpy())
     return np.concatenate(out)
 

@@ -1,4 +1,5 @@
-"""A torchmetrics metric for a mean with its standard error, exact under DDP."""
+"""The module's torchmetrics (:func:`metric_names`), and a mean with its standard error,
+exact under DDP (:class:`MeanAndError`)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,31 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torchmetrics import Metric
+from torchmetrics import MaxMetric, MeanMetric, Metric
 
 from glow_lightning.evaluate import mean_and_sem
+from glow_lightning.ops import level_bit_names
 
+STAGES = ("train", "val", "test")
 STATES = ("total", "total_sq", "count")
+
+
+def metric_names(levels: int, num_classes: int, ema: bool = False) -> dict[str, Metric]:
+    """The module's metrics: the mean bpd per stage, the per-level terms for val and test, the
+    class loss and accuracy of class-conditional flows, the validation bpd of the raw and the EMA
+    weights when ``ema`` (``MeanMetric``); the worst image's bpd for val and test (``MaxMetric``:
+    a mean carried by one image shows there)."""
+    names = [f"{stage}_bpd" for stage in STAGES]
+    names += ["val_bpd_raw", "val_bpd_ema"] if ema else []
+    for stage in ("val", "test"):
+        names += [f"{stage}_{name}" for name in level_bit_names(levels)]
+    if num_classes:
+        names += [f"{stage}_{m}" for stage in STAGES for m in ("class_loss", "accuracy")]
+    metrics: dict[str, Metric] = {name: MeanMetric() for name in names}
+    for stage in ("val", "test"):
+        metrics[f"{stage}_bpd_worst"] = MaxMetric(nan_strategy="ignore")
+    metrics["test_bpd_iw"] = MeanAndError()  # the importance-weighted bound (iw_samples)
+    return metrics
 
 
 class MeanAndError(Metric):

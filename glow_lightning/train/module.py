@@ -24,10 +24,9 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
-from torchmetrics import MaxMetric, MeanMetric, Metric
+from torchmetrics import MaxMetric, MeanMetric
 
 from glow_lightning.config import OptimConfig
-from glow_lightning.evaluate import iw_bits_per_dim
 from glow_lightning.flows import (
     FlowConfig,
     FlowOutput,
@@ -38,34 +37,15 @@ from glow_lightning.flows import (
     is_initialised,
 )
 from glow_lightning.flows.spec import from_fields, to_fields
-from glow_lightning.ops import bins_to_float, bits_per_dim, dequantize, level_bit_names, level_bits
+from glow_lightning.ops import bins_to_float, bits_per_dim, dequantize, level_bits
 from glow_lightning.train.ema import EMA
+from glow_lightning.train.evaluation import eval_noise, iw_bpd, validate_both_weights
 from glow_lightning.train.guard import NonFiniteGuard
-from glow_lightning.train.metrics import MeanAndError
+from glow_lightning.train.metrics import MeanAndError, metric_names
 from glow_lightning.train.optim import Schedule, apply_allowed, make_optimizer
-from glow_lightning.train.rng import gather_rng_states, image_seed, set_local_rng_state, step_noise
+from glow_lightning.train.rng import gather_rng_states, set_local_rng_state, step_noise
 
-STAGES = ("train", "val", "test")
 STATE_KEY = "glow_lightning"  # checkpoint entry: batch counter, guard counts, per-rank RNG
-EVAL_NOISE_SEED = 0  # seeds the fixed per-image dequantisation noise of val and test
-
-
-def metric_names(levels: int, num_classes: int, ema: bool = False) -> dict[str, Metric]:
-    """The module's metrics: the mean bpd per stage, the per-level terms for val and test, the
-    class loss and accuracy of class-conditional flows, the validation bpd of the raw and the EMA
-    weights when ``ema`` (``MeanMetric``); the worst image's bpd for val and test (``MaxMetric``:
-    a mean carried by one image shows there)."""
-    names = [f"{stage}_bpd" for stage in STAGES]
-    names += ["val_bpd_raw", "val_bpd_ema"] if ema else []
-    for stage in ("val", "test"):
-        names += [f"{stage}_{name}" for name in level_bit_names(levels)]
-    if num_classes:
-        names += [f"{stage}_{m}" for stage in STAGES for m in ("class_loss", "accuracy")]
-    metrics: dict[str, Metric] = {name: MeanMetric() for name in names}
-    for stage in ("val", "test"):
-        metrics[f"{stage}_bpd_worst"] = MaxMetric(nan_strategy="ignore")
-    metrics["test_bpd_iw"] = MeanAndError()  # the importance-weighted bound (iw_samples)
-    return metrics
 
 
 class GlowModule(L.LightningModule):
@@ -156,14 +136,8 @@ class GlowModule(L.LightningModule):
                           bins.device, self.float_dtype)
 
     def _eval_noise(self, bins: Tensor, draw: int = 0) -> Tensor:
-        """Fixed dequantisation noise per image, seeded by the image's own pixels, so eval bpd
-        does not depend on batching, order, the number of processes or a streamed read.
-        ``draw`` k > 0 gives the importance-weighted bound's further draws (k = 0: the one)."""
-        pixels = bins.to("cpu", torch.uint8).numpy()
-        seeds = [EVAL_NOISE_SEED * 2**32 + image_seed(image.tobytes(), draw) for image in pixels]
-        gens = [torch.Generator().manual_seed(seed) for seed in seeds]
-        noise = torch.stack([torch.rand(bins.shape[1:], generator=g) for g in gens])
-        return noise.to(device=bins.device, dtype=self.float_dtype)
+        """The fixed per-image evaluation noise (:func:`~.evaluation.eval_noise`)."""
+        return eval_noise(bins, draw).to(device=bins.device, dtype=self.float_dtype)
 
     def needs_data_init(self) -> bool:
         if self._init_done:  # the buffers stay the source of truth; this only skips the scan
@@ -331,17 +305,7 @@ class GlowModule(L.LightningModule):
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         self._shared_step(batch, "val")
         if self.ema is not None:
-            self._validate_both_weights(batch)
-
-    def _validate_both_weights(self, batch: Any) -> None:
-        """``val/bpd_raw`` and ``val/bpd_ema`` (EMA on) on the same images and noise as
-        ``val/bpd``, which is one of them (``optim.ema_eval``): whether the average helps reads
-        off one validation. Two more forwards, validation only."""
-        bins, y = self._unpack(batch)
-        x = self.to_flow_input(bins, self._eval_noise(bins))
-        for name, flow in (("bpd_raw", self.flow), ("bpd_ema", cast(EMA, self.ema).shadow)):
-            bpd = bits_per_dim(flow(x, y).log_prob, self.flow.num_dims, self.n_bits)
-            self._log_mean("val", name, bpd, on_step=False)
+            validate_both_weights(self, batch)
 
     def test_step(self, batch: Any, batch_idx: int) -> dict[str, Tensor]:
         """The test metrics; returns per-image ``bpd`` (B,) (and ``bpd_iw``) for callbacks."""
@@ -350,7 +314,7 @@ class GlowModule(L.LightningModule):
         bins, y = self._unpack(batch)
         out = {"bpd": bits_per_dim(self._eval_log_prob, self.flow.num_dims, self.n_bits)}
         if self.iw_samples:
-            out["bpd_iw"] = self.iw_bpd(bins, y, first=self._eval_log_prob)
+            out["bpd_iw"] = iw_bpd(self, bins, y, first=self._eval_log_prob)
             self._iw_metric().update(out["bpd_iw"])
         return out
 
@@ -365,21 +329,6 @@ class GlowModule(L.LightningModule):
 
     def _iw_metric(self) -> MeanAndError:
         return cast(MeanAndError, self.metrics["test_bpd_iw"])
-
-    @torch.no_grad()
-    def eval_log_prob(self, bins: Tensor, y: Tensor | None = None, draw: int = 0) -> Tensor:
-        """``log p(x + u_draw)`` (B,) in nats of n-bit ``bins`` (B, C, H, W) under the
-        evaluation weights, with draw ``draw`` of the fixed per-image eval noise."""
-        with self.sampling() as flow:
-            return flow(self.to_flow_input(bins, self._eval_noise(bins, draw)), y).log_prob
-
-    def iw_bpd(self, bins: Tensor, y: Tensor | None = None, first: Tensor | None = None
-               ) -> Tensor:
-        """Importance-weighted bits/dim (B,) over ``iw_samples`` draws (Flow++, Ho et al. 2019;
-        :func:`~glow_lightning.evaluate.iw_bits_per_dim`); ``first``: draw 0's log p if known."""
-        draws = [first if first is not None else self.eval_log_prob(bins, y)]
-        draws += [self.eval_log_prob(bins, y, k) for k in range(1, max(1, self.iw_samples))]
-        return iw_bits_per_dim(torch.stack(draws), self.flow.num_dims, self.n_bits)
 
     # ----------------------------------------------------------------- optimisation
     def configure_optimizers(self) -> Any:
