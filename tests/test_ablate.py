@@ -61,9 +61,11 @@ def test_select_restricts_and_rejects_unknown_cells():
         select(cells, "affine-lu")
 
 
-def test_budget_overrides():
-    assert Budget(steps=50).overrides() == ["trainer.max_epochs=-1", "trainer.max_steps=50"]
-    assert Budget(minutes=1.5).overrides()[-1] == "trainer.max_time=00:00:01:30"
+def test_budget_overrides_mean_what_they_mean_in_train():
+    assert Budget(steps=50).overrides() == ["trainer.max_epochs=-1", "trainer.max_steps=50",
+                                            "trainer.budget_minutes=null"]
+    assert Budget(steps=50, minutes=1.5).overrides()[1:] == ["trainer.max_steps=50",
+                                                             "trainer.budget_minutes=1.5"]
     with pytest.raises(ConfigError, match="budget"):
         Budget().overrides()
 

@@ -25,7 +25,9 @@ from glow_lightning.train.run import train
 
 @dataclass(frozen=True)
 class Budget:
-    """Per-cell training budget: optimiser steps and/or minutes of wall clock (first one wins)."""
+    """Per-cell training budget: optimiser steps and/or minutes of wall clock, with the meaning
+    they have in ``glow-lightning train``: ``trainer.max_steps`` and ``trainer.budget_minutes``
+    (the step count planned from the measured step time, capped by the steps)."""
 
     steps: int | None = None
     minutes: float | None = None
@@ -42,12 +44,8 @@ class Budget:
         if not self.steps and not self.minutes:
             raise ConfigError("the ablation needs a per-cell budget: budget_steps=N or "
                               "budget_minutes=M (or an ablation= file that sets one)")
-        words = ["trainer.max_epochs=-1", f"trainer.max_steps={self.steps or -1}"]
-        if self.minutes:
-            seconds = max(1, round(self.minutes * 60))
-            words.append(f"trainer.max_time=00:{seconds // 3600:02d}:{seconds // 60 % 60:02d}:"
-                         f"{seconds % 60:02d}")
-        return words
+        return ["trainer.max_epochs=-1", f"trainer.max_steps={self.steps or -1}",
+                f"trainer.budget_minutes={self.minutes if self.minutes else 'null'}"]
 
 
 MAX_TAG = 64  # W&B refuses longer tags; the full cell name is in the run's config
