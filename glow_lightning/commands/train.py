@@ -41,4 +41,10 @@ def report(results: dict) -> None:
               f"optim.decay_steps={n})")
     bpd = results.get("test/bpd")
     if bpd is not None:
-        print(f"test/bpd = {bpd:.4f}")
+        info = results.get("test_info") or {}
+        where = (f" ({info['test/checkpoint']} checkpoint, step "
+                 f"{info.get('test/checkpoint_step')}, {info.get('test/split', 'test')} split)"
+                 if "test/checkpoint" in info else "")
+        print(f"test/bpd = {bpd:.4f}{where}")
+    if results.get("data_note"):  # the data is not the version the paper's number was measured on
+        print(f"note: {results['data_note']}")

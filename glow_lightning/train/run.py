@@ -275,4 +275,6 @@ def _fit_and_test(cfg: ExperimentConfig, run_dir: Path, resume: str | None,
     out["steps"] = trainer.global_step
     budget = [c for c in callbacks if isinstance(c, TimeBudget)]
     out["planned_steps"] = budget[0].planned if budget else None
+    out["data_note"] = datamodule.comparability_note(cfg.paper_bpd)
+    out["test_info"] = dict(module.test_info)
     return out
