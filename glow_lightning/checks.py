@@ -139,7 +139,7 @@ def differing(old: dict[str, Any], new: dict[str, Any], sections: tuple[str, ...
     ...           ("model",))
     ['model.steps: 4 -> 8']
     """
-    flat_old, flat_new = _flatten(old), _flatten(new)
+    flat_old, flat_new = flatten(old), flatten(new)
     keys = sorted(k for k in flat_old.keys() | flat_new.keys()
                   if k.split(".")[0] in sections or k in sections)
     return [f"{k}: {flat_old.get(k)} -> {flat_new.get(k)}" for k in keys
@@ -147,11 +147,16 @@ def differing(old: dict[str, Any], new: dict[str, Any], sections: tuple[str, ...
             and not any(k == a or k.startswith(a + ".") for a in allowed)]
 
 
-def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested dict as dotted keys.
+
+    >>> flatten({"model": {"steps": 4, "realnvp": {"blocks": 2}}})
+    {'model.steps': 4, 'model.realnvp.blocks': 2}
+    """
     out: dict[str, Any] = {}
     for key, value in tree.items():
         if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}."))
+            out.update(flatten(value, f"{prefix}{key}."))
         else:
             out[f"{prefix}{key}"] = value
     return out

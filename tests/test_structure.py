@@ -29,7 +29,7 @@ ALLOWED = {
     "data": {"ops", "errors", "config"},
     "callbacks": {"flows", "ops", "grids", "errors", "config", "data", "evaluate"},
     "train": {"flows", "ops", "grids", "errors", "config", "data", "evaluate", "callbacks"},
-    "ablation": {"train", "flows", "ops", "errors", "config", "data", "callbacks"},
+    "ablation": {"train", "flows", "ops", "errors", "checks", "config", "data", "callbacks"},
     "commands": {"ablation", "train", "flows", "ops", "grids", "errors", "config", "data",
                  "evaluate", "callbacks"},
     "cli": {"commands", "config", "errors"},

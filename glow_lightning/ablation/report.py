@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from glow_lightning.ablation.stats import Verdict, mean_ci, order_changes, paired, tied
+from glow_lightning.checks import flatten
 
 COLUMNS = ("cell", "seed", "architecture", "coupling", "permutation", "test_bpd", "steps",
            "wall_s", "params")
@@ -139,7 +140,7 @@ def ranking_table(rankings: list[tuple[int, list[str]]], rows: list[dict[str, An
 
 def config_section(rows: list[dict[str, Any]]) -> str:
     """The resolved model config: the keys common to every cell once, then each cell's own."""
-    models = {r["cell"]: _flat(r.get("model", {})) for r in rows}
+    models = {r["cell"]: flatten(r.get("model", {}), "model.") for r in rows}
     if not models:
         return ""
     keys = set.intersection(*(set(m) for m in models.values()))
@@ -151,16 +152,6 @@ def config_section(rows: list[dict[str, Any]]) -> str:
         own = {k: v for k, v in model.items() if k not in common}
         lines.append(f"- `{cell}`: " + ", ".join(f"`{k}={v}`" for k, v in sorted(own.items())))
     return "\n".join(lines) + "\n"
-
-
-def _flat(tree: dict[str, Any], prefix: str = "model.") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 def write_markdown(path: Path, title: str, notes: str, sections: list[tuple[str, str]]) -> Path:
