@@ -164,3 +164,14 @@ def test_hub_schema_is_recorded_for_every_default_and_checked():
             "'label'\\]", check_hub_schema, "uoft-cs/cifar10", renamed)
     _raises(r"has splits \['train'\], but its recorded schema has \['test', 'train'\] "
             r"\(missing: test\)", check_hub_schema, "uoft-cs/cifar10", {"train": good["train"]})
+
+
+def test_an_unreachable_hub_is_found_out_at_once_without_offline_mode(monkeypatch):
+    """Without HF_HUB_OFFLINE, one quick request finds out the Hub is unreachable (where it is
+    reachable the made-up id is not found): one line either way, before ``datasets`` retries."""
+    for key in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+        monkeypatch.delenv(key, raising=False)
+    message = _raises("glow-lightning-tests/no-such-dataset", _setup,
+                      MNISTDataModule("glow-lightning-tests/no-such-dataset"))
+    assert "could not reach the Hugging Face Hub" in message or "was not found" in message
+    assert "HF_HUB_OFFLINE=1" in message or "check data.source=" in message

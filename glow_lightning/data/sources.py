@@ -127,21 +127,45 @@ def load_local(kind: SourceKind, source: str, cache_dir: str | None = None,
 
 def load_hub(source: str, cache_dir: str | None = None, streaming: bool = False) -> Any:
     """``datasets.load_dataset(source)`` (with its recorded config name, if any), with offline
-    and not-found failures as DataError."""
+    and not-found failures as DataError; an unreachable Hub is found out at once
+    (:func:`check_hub_reachable`), not after ``datasets``' half a minute of retries."""
+    check_hub_reachable(source)
     try:
         return datasets.load_dataset(source, hub_config(source), cache_dir=cache_dir,
                                      streaming=streaming)
     except ConnectionError as exc:
-        raise DataError(
-            f"could not reach the Hugging Face Hub for dataset '{source}' (offline or no network) "
-            f"and no local path of that name exists; download it where the Hub is reachable, or "
-            f"point data.source=/path/to/folder at {LOCAL_HINT}"
-        ) from exc
+        raise _unreachable(source) from exc
     except DatasetNotFoundError as exc:
         raise DataError(
             f"dataset '{source}' was not found on the Hugging Face Hub and no local path of that "
             f"name exists; check data.source= (a Hub id or {LOCAL_HINT})"
         ) from exc
+
+
+def _unreachable(source: str) -> DataError:
+    return DataError(
+        f"could not reach the Hugging Face Hub for dataset '{source}' (offline or no network) "
+        f"and no local path of that name exists; download it where the Hub is reachable, point "
+        f"data.source=/path/to/folder at {LOCAL_HINT}, or set HF_HUB_OFFLINE=1 to read a copy "
+        "already in the cache")
+
+
+def check_hub_reachable(source: str) -> None:
+    """One quick request to the Hub for ``source``: a DataError at once when the Hub cannot be
+    reached. Skipped in offline mode (``HF_HUB_OFFLINE``/``HF_DATASETS_OFFLINE``: ``datasets``
+    then reads its cache and fails at once itself); any other answer (found, not found, gated)
+    is left to ``datasets``."""
+    if os.environ.get("HF_HUB_OFFLINE") or os.environ.get("HF_DATASETS_OFFLINE"):
+        return
+    import huggingface_hub
+
+    try:
+        huggingface_hub.HfApi().dataset_info(source, timeout=10)
+    except (OSError, TimeoutError) as exc:
+        raise _unreachable(source) from exc
+    except Exception as exc:  # the HTTP client's connect and timeout errors are its own types
+        if "connect" in type(exc).__name__.lower() or "timeout" in type(exc).__name__.lower():
+            raise _unreachable(source) from exc
 
 
 def pick_splits(
