@@ -400,7 +400,7 @@ def cli_words(s: Settings, device: torch.device, out_dir: Path, extra: list[str]
 
 
 RATE = re.compile(r"Epoch \d+:[^\r\n]*?(\d+(?:\.\d+)?)(it/s|s/it)")
-BPD = re.compile(r"^test/bpd = (\S+)\s*$", re.M)
+BPD = re.compile(r"^test/bpd = (\S+)", re.M)  # then, maybe, which checkpoint and split
 
 
 def progress_rate(text: str) -> float | None:

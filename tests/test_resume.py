@@ -166,12 +166,13 @@ def test_a_signal_checkpoints_says_how_to_resume_and_the_resume_is_exact(
     expected, expected_bpd = uninterrupted
     common = [*RUN, f"data.cache_dir={digits_cache}", f"out_dir={tmp_path}", "run_name=sig"]
     losses = resume_driver.StepLosses(tmp_path / "part.jsonl")
+    handler = signal.getsignal(signal.SIGINT)  # the default, or SIG_IGN in a background job
     with pytest.raises(Interrupted) as caught:
         train(load_config(common), extra_callbacks=[losses, SignalAt(5, signum)])
     assert caught.value.exit_code == 128 + signum
     assert f"interrupted by {signal.Signals(signum).name} at step 5" in str(caught.value)
     assert "run_name=sig resume=auto" in str(caught.value)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handed back
+    assert signal.getsignal(signal.SIGINT) is handler  # handed back
     resume_driver.run(tmp_path / "rest.jsonl", -1, [*common, "resume=auto"])
     before, _ = _read(tmp_path / "part.jsonl")
     after, bpd = _read(tmp_path / "rest.jsonl")
