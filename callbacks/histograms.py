@@ -22,12 +22,12 @@ def save_histograms(path: str | Path, sets: dict[str, np.ndarray], title: str,
     import matplotlib.pyplot as plt
 
     kept = {name: v[~np.isnan(v)] for name, v in sets.items()}
-    cap = _cap(kept)
-    edges = np.linspace(min(float(v.min()) for v in kept.values() if v.size), cap, bins + 1)
+    cap, low = _cap(kept), _low(kept)
+    edges = np.linspace(min(low, cap - 1), cap, bins + 1)
     fig, ax = plt.subplots(figsize=(5.5, 3.2), dpi=110)
     for name, values in kept.items():
         share = float(np.mean(values >= cap)) if values.size else 0.0
-        ax.hist(np.minimum(values, cap * (1 - 1e-9)), bins=edges, alpha=0.5,
+        ax.hist(np.clip(values, edges[0], cap * (1 - 1e-9)), bins=edges, alpha=0.5,
                 weights=np.full(values.size, 1 / max(1, values.size)),
                 label=(f"{name} (n={values.size}, median {np.median(values):.4g}, "
                        f"{share:.0%} at ≥ {cap:.3g})") if values.size else f"{name} (n=0)")
@@ -41,6 +41,12 @@ def save_histograms(path: str | Path, sets: dict[str, np.ndarray], title: str,
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def _low(sets: dict[str, np.ndarray]) -> float:
+    """The axis' lower end: the smallest finite value of all sets (0 without any)."""
+    finite = [float(v[np.isfinite(v)].min()) for v in sets.values() if np.isfinite(v).any()]
+    return min(finite) if finite else 0.0
 
 
 def _cap(sets: dict[str, np.ndarray]) -> float:

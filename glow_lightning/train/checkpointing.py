@@ -124,12 +124,26 @@ class StepCheckpoint(ModelCheckpoint):
     # finite: the step file the guard names after a blow-up then evaluates finite.
     passed: str = ""
 
+    _batch_end = False  # inside on_train_batch_end, where most batches save nothing
+
     def _should_skip_saving_checkpoint(self, trainer: L.Trainer) -> bool:
-        return super()._should_skip_saving_checkpoint(trainer) or not _safe_to_save(
-            trainer.lightning_module)
+        if super()._should_skip_saving_checkpoint(trainer):
+            return True
+        n = self._every_n_train_steps
+        if self._batch_end and (n < 1 or trainer.global_step % n):
+            return False  # no step file is due: the finiteness check waits for one that is
+        return not _safe_to_save(trainer.lightning_module)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule,
                            *args: Any, **kwargs: Any) -> None:
+        self._batch_end = True
+        try:
+            self._batch_end_saves(trainer, pl_module, *args, **kwargs)
+        finally:
+            self._batch_end = False
+
+    def _batch_end_saves(self, trainer: L.Trainer, pl_module: L.LightningModule,
+                         *args: Any, **kwargs: Any) -> None:
         guard = getattr(pl_module, "guard", None)
         newest = self.best_model_path  # monitor "step", mode "max": the newest step file
         if guard is not None and guard.in_row == 0 and newest and newest != self.passed:
@@ -137,6 +151,7 @@ class StepCheckpoint(ModelCheckpoint):
             if old and old not in self.best_k_models:  # kept only while it was the passed one
                 super()._remove_checkpoint(trainer, old)
         super().on_train_batch_end(trainer, pl_module, *args, **kwargs)
+        self._batch_end = False  # the final step's save below is checked in full
         if 0 < trainer.max_steps <= trainer.global_step:
             # the final step: save from inside the epoch. Saved at train end instead, a stop on
             # an epoch's last batch would record one epoch more than was trained (Lightning

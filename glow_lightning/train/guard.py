@@ -26,11 +26,6 @@ def grad_norm(parameters: Iterable[torch.nn.Parameter]) -> Tensor:
     return torch.nn.utils.get_total_norm(grads, error_if_nonfinite=False, foreach=None)
 
 
-def grads_finite(parameters: Iterable[torch.nn.Parameter]) -> Tensor:
-    """0-d bool tensor: True when every gradient entry is finite (no host sync)."""
-    return torch.isfinite(grad_norm(parameters))
-
-
 class NonFiniteGuard:
     """Counts skipped steps. ``note_loss`` runs in the training step, ``should_skip`` in the
     optimiser step after backward."""
@@ -42,6 +37,7 @@ class NonFiniteGuard:
         self.skipped = 0  # total over the run
         self.in_row = 0
         self.bad_loss: Tensor | None = None
+        self.grad_norm: Tensor | None = None  # the last step's gradient norm (before clipping)
 
     def note_loss(self, loss: Tensor) -> None:
         """Remember whether this batch's loss is non-finite (kept as a tensor: no host sync)."""
@@ -52,7 +48,8 @@ class NonFiniteGuard:
         """Decide, identically on every rank, whether this step must be skipped; count it."""
         bad = self.bad_loss if self.bad_loss is not None else torch.tensor(False)
         if check_grads:
-            bad = bad | ~grads_finite(parameters).to(bad.device)
+            self.grad_norm = grad_norm(parameters)  # one pass over the gradients a step
+            bad = bad | ~torch.isfinite(self.grad_norm).to(bad.device)
         self.bad_loss = None
         skip = bool(reduce(bad.float()) > 0)
         self.in_row = self.in_row + 1 if skip else 0

@@ -47,7 +47,9 @@ class TrainingHealth(Callback):
 
     def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule,
                                  optimizer: Any) -> None:
-        norm = grad_norm(pl_module.parameters())
+        guard = getattr(pl_module, "guard", None)  # the norm the guard just computed, if any
+        norm = getattr(guard, "grad_norm", None)
+        norm = norm if norm is not None else grad_norm(pl_module.parameters())
         pl_module.log("train/grad_norm", norm, on_step=True, on_epoch=False, batch_size=1)
         if self.clip:
             pl_module.log("train/clip_fraction", (norm > self.clip).float(), on_step=False,
