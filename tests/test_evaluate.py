@@ -92,6 +92,14 @@ def test_iw_bound_matches_brute_force_and_is_below_the_single_draw_average(digit
     single = (-draws + D * math.log(256)) / (D * math.log(2))  # (K, B) bits/dim per draw
     assert (got <= single.mean(axis=0) + 1e-12).all()
     assert (got < single.mean(axis=0)).any()  # strictly tighter somewhere (Jensen's gap)
+    # in expectation the bound tightens (weakly) as K grows (Burda et al. 2016, Thm. 1): its
+    # average over every K-subset of the draws is non-increasing in K, image by image
+    by_k = [np.mean([(-(d.max(0) + np.log(np.mean(np.exp(d - d.max(0)), axis=0)))
+                      + D * math.log(256)) / (D * math.log(2))
+                     for d in (draws[list(c)] for c in itertools.combinations(range(K), k))],
+                    axis=0) for k in range(1, K + 1)]
+    assert all((later <= earlier + 1e-12).all() for earlier, later in itertools.pairwise(by_k))
+    assert by_k[0] == pytest.approx(single.mean(axis=0)) and by_k[-1] == pytest.approx(got)
 
 
 def test_iw_with_one_draw_is_test_bpd(digits_cache, tmp_path):
