@@ -20,6 +20,8 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_warn
 
+from glow_lightning.flows import parameter_count
+
 from .media import wandb_loggers
 
 FILENAME = "summary.json"
@@ -55,7 +57,7 @@ class RunSummary(Callback):
     def _write(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         flow = getattr(pl_module, "flow", pl_module)
         self.record.update(steps=trainer.global_step, epoch=trainer.current_epoch,
-                           params=sum(p.numel() for p in flow.parameters()))
+                           params=parameter_count(flow))
         identity = data_identity(trainer)
         if identity is not None:
             self.record["data"] = identity

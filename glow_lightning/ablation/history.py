@@ -10,6 +10,8 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
+from glow_lightning.flows import parameter_count
+
 HISTORY_FILE = "bpd_history.csv"
 # The batch's train bits/dim; ``train/loss`` is the same number for unconditional flows (it
 # adds the weighted class loss for class-conditional ones).
@@ -34,7 +36,7 @@ class BpdHistory(Callback):
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         flow = getattr(pl_module, "flow", pl_module)
-        self.params = sum(p.numel() for p in flow.parameters())
+        self.params = parameter_count(flow)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._started = time.perf_counter()

@@ -9,7 +9,7 @@ and of its own direction. A model is described by a
 
 from glow_lightning.flows.actnorm import ActNorm, data_init, is_initialised
 from glow_lightning.flows.base import InvertibleLayer
-from glow_lightning.flows.builder import build_flow, check, scale_parameters
+from glow_lightning.flows.builder import build_flow, check, parameter_count, scale_parameters
 from glow_lightning.flows.compile import compile_flow
 from glow_lightning.flows.coupling import (
     ChannelMask,
@@ -34,5 +34,6 @@ __all__ = [
     "InvertibleLayer", "Logit",
     "MultiScaleFlow", "RealNVP", "RealNVPConfig", "Reverse", "Shuffle", "SigmoidScale",
     "SoftClampScale", "Split", "Squeeze", "TanhScale", "build_flow", "check", "compile_flow",
-    "data_init", "glow_coupling", "is_initialised", "realnvp_coupling", "scale_parameters",
+    "data_init", "glow_coupling", "is_initialised", "parameter_count", "realnvp_coupling",
+    "scale_parameters",
 ]

@@ -109,6 +109,15 @@ def _check_shape(cfg: FlowConfig, image_shape: Sequence[int]) -> None:
                           "pad or resize the images, or use fewer levels")
 
 
+def parameter_count(module: nn.Module) -> int:
+    """How many numbers ``module`` learns.
+
+    >>> parameter_count(nn.Linear(3, 2))
+    8
+    """
+    return sum(p.numel() for p in module.parameters())
+
+
 def scale_parameters(flow: nn.Module) -> list[nn.Parameter]:
     """The parameters RealNVP's L2 penalty acts on (Dinh et al. 2017, Sec. 4.1): the scales ``g``
     of weight-normalised convolutions and the per-channel scales of ``scale·tanh`` couplings."""

@@ -24,8 +24,8 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor
-from lightning.pytorch.loggers import WandbLogger
 
+from glow_lightning.callbacks.media import wandb_loggers
 from glow_lightning.config import ExperimentConfig
 from glow_lightning.train.guard import grad_norm
 
@@ -87,9 +87,8 @@ class TrainingHealth(Callback):
             return
         self._skipped = count
         self.skipped_at = [*self.skipped_at, trainer.global_step][-MAX_SKIP_EVENTS:]
-        for logger in trainer.loggers:
-            if isinstance(logger, WandbLogger) and trainer.is_global_zero:
-                logger.experiment.summary["train/skipped_at"] = self.skipped_at
+        for logger in wandb_loggers(trainer) if trainer.is_global_zero else []:
+            logger.experiment.summary["train/skipped_at"] = self.skipped_at
 
 
 def _skipped(pl_module: L.LightningModule) -> int:

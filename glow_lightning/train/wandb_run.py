@@ -20,9 +20,11 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 
+from glow_lightning.callbacks.media import wandb_loggers
 from glow_lightning.callbacks.summary import data_identity
 from glow_lightning.config import ExperimentConfig, to_dict
 from glow_lightning.errors import ConfigError
+from glow_lightning.flows import parameter_count
 from glow_lightning.train.budget import TimeBudget
 
 RUN_DIR = re.compile(r"^(?:offline-)?run-(\d{8}_\d{6})-([a-z0-9]+)$")
@@ -163,7 +165,7 @@ class WandbSetup(Callback):
                 logger.clock = lambda: trainer.global_step
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        loggers = [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
+        loggers = wandb_loggers(trainer)
         if not loggers or not trainer.is_global_zero:
             return
         from glow_lightning import __version__
@@ -173,8 +175,7 @@ class WandbSetup(Callback):
         for key, summary in METRICS:
             extra = {"summary": summary} if summary else {}
             run.define_metric(key, step_metric="trainer/global_step", **extra)
-        flow = getattr(pl_module, "flow", pl_module)
-        run.config.update({"params": sum(p.numel() for p in flow.parameters()),
+        run.config.update({"params": parameter_count(getattr(pl_module, "flow", pl_module)),
                            "version": __version__, "git_commit": git_commit(),
                            "data_identity": data_identity(trainer)}, allow_val_change=True)
 
@@ -188,7 +189,7 @@ class WandbSetup(Callback):
         self._note_plan(trainer, _budget_plan(trainer))
 
     def _note_plan(self, trainer: L.Trainer, planned: int | None) -> None:
-        loggers = [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
+        loggers = wandb_loggers(trainer)
         if planned in (None, self._planned) or not loggers or not trainer.is_global_zero:
             return
         self._planned = planned
@@ -218,7 +219,7 @@ class CheckpointArtifacts(Callback):
         self.folder = Path(folder)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        loggers = [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
+        loggers = wandb_loggers(trainer)
         if not loggers or not trainer.is_global_zero:
             return
         import wandb
@@ -236,7 +237,7 @@ class CheckpointArtifacts(Callback):
 
 def finish(trainer: L.Trainer) -> None:
     """Close the W&B run (rank zero holds it), so the next run in this process is a new one."""
-    if any(isinstance(lg, WandbLogger) for lg in trainer.loggers) and trainer.is_global_zero:
+    if wandb_loggers(trainer) and trainer.is_global_zero:
         import wandb
 
         wandb.finish()
