@@ -20,6 +20,7 @@ from glow_lightning.checks import RESUME_FREE, check_conflicts, check_values, di
 from glow_lightning.errors import ConfigError
 from glow_lightning.flows.builder import CHOICES as MODEL_CHOICES
 from glow_lightning.flows.spec import FlowConfig
+from glow_lightning.ops import N_BITS
 
 __all__ = ["MODEL_CHOICES", "RESUME_FREE", "ConfigError", "ExperimentConfig", "check_conflicts",
            "differing", "load_config", "merge_config"]
@@ -278,7 +279,7 @@ def validate(cfg: ExperimentConfig) -> None:
     _check(plain_name(cfg.run_name),
            f"run_name={cfg.run_name!r} must be a plain name (one folder under out_dir: no '/', "
            "no '..', not absolute); set run_name=<name>, and out_dir=<folder> for the location")
-    _check(cfg.data.n_bits is None or 1 <= cfg.data.n_bits <= 8,
+    _check(cfg.data.n_bits is None or cfg.data.n_bits in N_BITS,
            f"data.n_bits={cfg.data.n_bits} must be in 1..8 (or null: the dataset's own)")
     _check(cfg.data.batch_size >= 1, f"data.batch_size={cfg.data.batch_size} must be >= 1")
     _check(cfg.data.val_size is None or cfg.data.val_size >= 0,

@@ -14,10 +14,12 @@ import math
 import torch
 from torch import Tensor
 
+N_BITS = range(1, 9)  # the bit depths a pixel may be reduced to: the one rule for ``n_bits``
+
 
 def check_n_bits(n_bits: int) -> int:
-    """Return ``n_bits`` if it lies in 1..8, else raise a ValueError naming the fix."""
-    if not isinstance(n_bits, int) or isinstance(n_bits, bool) or not 1 <= n_bits <= 8:
+    """Return ``n_bits`` if it is in :data:`N_BITS`, else raise a ValueError naming the fix."""
+    if not isinstance(n_bits, int) or isinstance(n_bits, bool) or n_bits not in N_BITS:
         raise ValueError(f"n_bits must be an integer in 1..8, got {n_bits!r}")
     return n_bits
 

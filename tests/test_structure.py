@@ -24,7 +24,7 @@ ALLOWED = {
     "grids": set(),
     "flows": {"ops", "errors"},
     "checks": {"errors"},
-    "config": {"flows", "errors", "checks"},
+    "config": {"flows", "ops", "errors", "checks"},
     "evaluate": {"flows", "ops", "errors"},
     "data": {"ops", "errors", "config"},
     "callbacks": {"flows", "ops", "grids", "errors", "config", "data", "evaluate"},

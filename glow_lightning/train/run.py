@@ -25,7 +25,6 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from glow_lightning.config import ExperimentConfig, to_dict, to_yaml
 from glow_lightning.errors import ConfigError, DataError, TrainingDiverged
-from glow_lightning.flows import check
 from glow_lightning.train.budget import TimeBudget
 from glow_lightning.train.checkpointing import (
     AtomicCheckpointIO,
@@ -91,16 +90,6 @@ def build_datamodule(cfg: ExperimentConfig) -> ImageDataModule:
         raise ConfigError(f"config error in data: {err}") from None
 
 
-def check_model(cfg: ExperimentConfig, image_shape: tuple[int, ...], num_classes: int = 0
-                ) -> None:
-    """Model settings against the image shape, before any data is loaded (fail fast); the
-    module's build checks them once more, as every build of a flow does."""
-    try:
-        check(cfg.model, image_shape, num_classes)
-    except ValueError as err:
-        raise ConfigError(f"config error in model: {err}") from None
-
-
 def build_module(cfg: ExperimentConfig, image_shape: tuple[int, ...], num_classes: int,
                  n_bits: int) -> GlowModule:
     """The LightningModule for ``cfg`` on images of ``image_shape`` with ``num_classes`` labels
@@ -109,9 +98,14 @@ def build_module(cfg: ExperimentConfig, image_shape: tuple[int, ...], num_classe
         raise ConfigError("config error: model.conditional=true needs a dataset with labels; "
                           "set data.label_column= or model.conditional=false")
     classes = num_classes if cfg.model.conditional else 0
-    return GlowModule(list(image_shape), cfg.model, num_classes=classes, n_bits=n_bits,
-                      optim=cfg.optim, compile=cfg.model.compile, seed=cfg.seed,
-                      experiment=to_dict(cfg))
+    try:  # the flow's build checks the model settings against the image shape
+        return GlowModule(list(image_shape), cfg.model, num_classes=classes, n_bits=n_bits,
+                          optim=cfg.optim, compile=cfg.model.compile, seed=cfg.seed,
+                          experiment=to_dict(cfg))
+    except ConfigError:
+        raise
+    except ValueError as err:
+        raise ConfigError(f"config error in model: {err}") from None
 
 
 def build_logger(cfg: ExperimentConfig, run_dir: Path, resume: str | None = None) -> Logger | bool:
@@ -210,14 +204,19 @@ def prepare_run(cfg: ExperimentConfig) -> tuple[Path, str | None]:
     return run_dir, resume
 
 
-def setup_data(cfg: ExperimentConfig) -> ImageDataModule:
+def setup_data_and_module(cfg: ExperimentConfig) -> tuple[ImageDataModule, GlowModule]:
     """The data module, prepared once per node (the node's other processes wait, then read the
-    prepared data) and set up."""
+    prepared data) and set up, and the LightningModule. The model's settings are checked once,
+    when its flow is built: before any data is read (fail fast), except for a class-conditional
+    model, whose number of classes comes from the data."""
     datamodule = build_datamodule(cfg)
-    check_model(cfg, datamodule.image_shape)
+    shape, n_bits = datamodule.image_shape, datamodule.n_bits
+    module = None if cfg.model.conditional else build_module(cfg, shape, 0, n_bits)
     node_leader_first(datamodule.prepare_data)
     datamodule.setup("fit")
-    return datamodule
+    if module is None:
+        module = build_module(cfg, shape, datamodule.num_classes, n_bits)
+    return datamodule, module
 
 
 def train(cfg: ExperimentConfig, extra_callbacks: list[Callback] | None = None) -> dict[str, Any]:
@@ -234,8 +233,7 @@ def train(cfg: ExperimentConfig, extra_callbacks: list[Callback] | None = None) 
 
 def _fit_and_test(cfg: ExperimentConfig, run_dir: Path, resume: str | None,
                   extra_callbacks: list[Callback] | None) -> dict[str, Any]:
-    datamodule = setup_data(cfg)
-    module = build_module(cfg, datamodule.image_shape, datamodule.num_classes, datamodule.n_bits)
+    datamodule, module = setup_data_and_module(cfg)
     cfg = apply_test_policy(cfg, datamodule, module)
     if resume:
         check_resumable(resume, module)
