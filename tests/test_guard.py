@@ -154,8 +154,11 @@ def test_too_many_skips_in_a_row_stop_with_one_line_and_a_good_checkpoint(
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and err[-1].startswith("error: training stopped at step 5: 3 optimiser "
                                             "steps in a row had a non-finite loss or gradient")
-    # the weights after step 2 met a poisoned batch next: they never passed, none is named
-    assert "last good checkpoint: none passed before the blow-up" in err[-1]
+    # the weights after step 2 met a poisoned batch next: they never passed; the newest that
+    # did are the initial ones (step 0's loss was finite), kept as init.ckpt
+    init = tmp_path / "bad" / "checkpoints" / "init.ckpt"
+    assert f"last good checkpoint: '{init}'" in err[-1]
+    assert main(["test", f"ckpt={init}", f"data.cache_dir={digits_cache}"]) == 0
     assert "optim.lr" in err[-1] and "grad_clip" in err[-1] and "coupling=additive" in err[-1]
     last = tmp_path / "bad" / "checkpoints" / "last.ckpt"
     good = load_module(last)  # nothing was written after the skips began: still step 2's
@@ -176,6 +179,7 @@ def test_the_named_checkpoint_is_the_newest_whose_weights_a_later_step_found_fin
     assert code == 2 and f"last good checkpoint: '{folder / 'step0000004.ckpt'}'" in err
     assert sorted(p.name for p in folder.glob("step*.ckpt")) == [  # kept past keep=1
         "step0000004.ckpt", "step0000006.ckpt"]
+    assert not (folder / "init.ckpt").exists()  # kept only until a step file passed
     assert main(["test", f"ckpt={folder / 'step0000004.ckpt'}",
                  f"data.cache_dir={digits_cache}"]) == 0
 

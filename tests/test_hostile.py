@@ -6,6 +6,7 @@ concurrency case starts processes.
 """
 
 import hashlib
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -227,21 +228,28 @@ def test_resume_with_a_changed_model_or_data_is_refused_unless_allowed(earlier, 
     assert state["optimizer_states"][0]["param_groups"][0]["initial_lr"] == 0.01
 
 
-@pytest.mark.parametrize("lr", ["10", "1e3"])
-def test_a_blow_up_never_names_a_bad_checkpoint_and_test_refuses_one(tmp_path, capsys,
-                                                                     digits_cache, lr):
-    """At these rates the first applied step already ruins the weights (the next loss is NaN):
-    no checkpoint passed, the message says so, and ``test`` on whatever was written exits 2."""
+@pytest.mark.parametrize("lr,ema", [("10", "0"), ("1e3", "0.999")])
+def test_a_blow_up_names_the_initial_weights_which_test_finite(tmp_path, capsys, digits_cache,
+                                                                lr, ema):
+    """At these rates the first applied update already ruins the weights (the next loss is
+    NaN): the guard names ``init.ckpt``, the weights before that update (with EMA on, its
+    average is those weights too), whose test bits/dim are finite; ``test`` on whatever was
+    written after it exits 2."""
     words = ["train", *TINY, f"data.cache_dir={digits_cache}", f"out_dir={tmp_path}",
              "run_name=blow", "checkpoint.every_n_steps=1", "optim.max_skipped_in_row=2",
              "trainer.max_steps=8", f"optim.lr={lr}", "optim.warmup_steps=0",
-             "callbacks.enabled=true", "callbacks.num_samples=4",
+             f"optim.ema_decay={ema}", "callbacks.enabled=true", "callbacks.num_samples=4",
              "callbacks.interpolation_pairs=2", "callbacks.every_n_steps=1"]
+    folder = tmp_path / "blow" / "checkpoints"
     refused(capsys, words, "training stopped at step",
-            "last good checkpoint: none passed before the blow-up", "optim.lr")
+            f"last good checkpoint: '{folder / 'init.ckpt'}'", "optim.lr")
+    assert main(["test", f"ckpt={folder / 'init.ckpt'}", f"data.cache_dir={digits_cache}"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("test/bpd = "))
+    bpd = float(line.removeprefix("test/bpd = "))
+    assert math.isfinite(bpd) and 4.0 < bpd < 12.0, line  # an untrained flow, not a broken one
     # lr=10: the step-1 weights are finite (written) but evaluate to inf; lr=1e3: they are not
-    # finite, so nothing was written at all
-    written = sorted((tmp_path / "blow").glob("checkpoints/*.ckpt"))
+    # finite, so no step file was written at all
+    written = sorted(folder.glob("step*.ckpt")) + sorted(folder.glob("last.ckpt"))
     assert bool(written) == (lr == "10"), written
     for ckpt in written:
         refused(capsys, ["test", f"ckpt={ckpt}", f"data.cache_dir={digits_cache}"],

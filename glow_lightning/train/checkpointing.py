@@ -9,7 +9,8 @@
 * :class:`StepCheckpoint` saves every N optimiser steps (else every epoch), keeps the newest
   ``keep`` of those files, ``last.ckpt`` beside them, and saves once more when training ends, so
   ``last.ckpt`` always holds the final state; :func:`best_checkpoint` keeps ``best.ckpt``, the
-  lowest ``val/bpd`` so far. A run's folder thus holds at most ``keep + 2`` checkpoints.
+  lowest ``val/bpd`` so far; ``init.ckpt`` (the weights before the first update) lives until a
+  step file passes. A run's folder thus holds at most ``keep + 3`` checkpoints.
 * :func:`resolve_resume` turns ``resume=auto|<path>`` into the checkpoint to continue from;
   :func:`check_resumable` refuses, in one line, a checkpoint whose weights do not fit the model.
 """
@@ -32,6 +33,7 @@ from glow_lightning.train.rundir import storage_error
 from glow_lightning.train.safe_load import load_checkpoint
 
 LAST = "last.ckpt"
+INIT = "init.ckpt"  # the weights before the first update, kept until a step file passes
 
 
 def _is_local(path: str | Path) -> bool:
@@ -157,6 +159,19 @@ class StepCheckpoint(ModelCheckpoint):
             # an epoch's last batch would record one epoch more than was trained (Lightning
             # counts the next, empty one), and the resumed run would skip an epoch of data.
             self._save_now(trainer)
+
+    def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule,
+                                 optimizer: Any) -> None:
+        """Before a fresh run's first update: ``init.ckpt``, the weights after ActNorm's data
+        init. The guard applies a step only when its loss, computed with these weights, was
+        finite, so they pass at once: a run blown up by its first updates (too high a rate)
+        still names a checkpoint that evaluates finite. It is removed once a step file passes."""
+        if trainer.global_step or self.passed or not self.dirpath:
+            return
+        if _safe_to_save(pl_module):
+            path = os.path.join(self.dirpath, INIT)
+            trainer.save_checkpoint(path, weights_only=True)
+            self.passed = path
 
     def _remove_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
         if filepath != self.passed:  # the last file that passed survives rotation

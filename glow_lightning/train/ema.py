@@ -50,3 +50,13 @@ class EMA(nn.Module):
         for shadow_b, live_b in zip(self.shadow.buffers(), model.buffers(), strict=True):
             shadow_b.copy_(live_b)
         self.num_updates += 1
+
+    def store_as_copy(self, state: dict[str, torch.Tensor], model: nn.Module, prefix: str) -> None:
+        """Write ``model``'s weights as the shadow's into ``state`` (a state dict in which this
+        EMA's keys start with ``prefix``): what the average is before its first update, whose
+        decay is 0 (a copy). A checkpoint saved then evaluates the weights it holds, not the
+        shadow's stale pre-initialisation copy."""
+        live = model.state_dict()
+        for (name, _), value in zip(self.shadow.state_dict().items(), live.values(), strict=True):
+            state[f"{prefix}shadow.{name}"] = value.detach().clone()
+

@@ -284,6 +284,8 @@ class GlowModule(L.LightningModule):
         checkpoint[STATE_KEY] = {"train_batches": self.train_batches,
                                  "guard": self.guard.state_dict(),
                                  "rng": gather_rng_states(self._trainer, self.device)}
+        if self.ema is not None and int(self.ema.num_updates) == 0:  # before the first update
+            self.ema.store_as_copy(checkpoint["state_dict"], self.flow, prefix="ema.")
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get(STATE_KEY) or {}
