@@ -110,3 +110,22 @@ def test_ddp_ranks_share_one_plan(tmp_path, digits_cache, monkeypatch):
     # would have planned 12
     steps = [int((tmp_path / f"steps{r}").read_text()) for r in (0, 1)]
     assert steps == [24, 24]
+
+
+@pytest.mark.parametrize("threads,processes,cores,load,fix", [
+    (2, 1, 2, 3.5, "trainer.num_threads=1"),   # the busy shared host: one thread each
+    (1, 2, 2, 2.2, "trainer.devices=1"),       # make train's two processes beside a busy job
+    (8, 1, 16, 12.0, "trainer.num_threads=5"),  # what the free cores still hold
+    (2, 1, 2, 0.9, None),                        # just after an install: quiet
+    (1, 1, 2, 9.0, None),                        # one thread never waits on a barrier
+])
+def test_busy_cores_notice_names_a_thread_or_process_count_that_fits(threads, processes, cores,
+                                                                     load, fix):
+    from glow_lightning.train.launch import busy_cores_notice
+
+    notice = busy_cores_notice(threads, processes, cores, load)
+    if fix is None:
+        assert notice is None
+    else:
+        assert notice is not None and "\n" not in notice and notice.endswith(f"{fix} avoids that")
+        assert f"load average {load:.1f} on {cores} cores" in notice

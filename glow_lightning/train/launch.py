@@ -96,3 +96,31 @@ def end_launch() -> None:
     if dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
+
+
+def busy_cores_notice(threads: int, processes: int, cores: int, load: float) -> str | None:
+    """One line when the host's load leaves fewer cores than this launch's threads (``threads``
+    per process, ``processes`` on this node) need, else None. Each of a step's thousands of small
+    ops ends in a barrier of its threads; a thread that waits for a busy core stalls the others
+    (RealNVP at a tiny setting, 2 threads under a load of 3.5 on 2 cores: 0.4-1.2 s a step
+    against 0.2-0.3 s with 1 thread, benchmarks/RESULTS.md).
+
+    >>> busy_cores_notice(2, 1, 2, load=3.5) is not None, busy_cores_notice(2, 1, 2, load=0.3)
+    (True, None)
+    """
+    wanted = threads * processes
+    if wanted < 2 or load <= cores - wanted + 1:
+        return None
+    free = max(1, int(cores - load + 1))
+    fix = (f"trainer.num_threads={max(1, min(free // processes, threads - 1))}" if threads > 1
+           else f"trainer.devices={max(1, min(free, processes - 1))}")
+    return (f"note: load average {load:.1f} on {cores} cores: {wanted} threads "
+            f"({threads} a process) will wait on busy cores and steps can run several times "
+            f"slower; {fix} avoids that")
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1

@@ -38,6 +38,8 @@ from glow_lightning.train.final_eval import apply_test_policy, final_test_callba
 from glow_lightning.train.health import health_callbacks
 from glow_lightning.train.interrupt import Interruption, interrupted
 from glow_lightning.train.launch import (
+    available_cores,
+    busy_cores_notice,
     end_launch,
     init_process_group,
     is_rank_zero,
@@ -187,12 +189,22 @@ def experiment_callbacks(cfg: ExperimentConfig, run_dir: Path) -> list[Callback]
             *build_callbacks(cfg.callbacks)]
 
 
+def _warn_busy_cores(cfg: ExperimentConfig) -> None:
+    t = cfg.trainer
+    local = t.devices if t.accelerator == "cpu" and isinstance(t.devices, int) else 1
+    notice = busy_cores_notice(torch.get_num_threads(), local, available_cores(),
+                               os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0)
+    if notice and is_rank_zero():
+        print(notice)  # stdout: stderr carries the one-line errors
+
+
 def prepare_run(cfg: ExperimentConfig) -> tuple[Path, str | None]:
     """Threads, seeds, the launch's process group (torchrun, SLURM), the run directory with its
     config.yaml (written by rank zero), and the checkpoint to resume from (checked weights-only
     loadable before anything else happens)."""
     if cfg.trainer.num_threads:
         torch.set_num_threads(cfg.trainer.num_threads)
+    _warn_busy_cores(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     init_process_group(cfg.trainer.accelerator)
     run_dir = run_dir_for(cfg)
