@@ -279,6 +279,53 @@ def test_sigterm_checkpoints_prints_how_to_resume_and_exits_143(tmp_path, digits
     assert not list(folder.glob("*.tmp"))
 
 
+SLURM_TASK = {"SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "glow", "SLURM_NTASKS": "1",
+              "SLURM_NTASKS_PER_NODE": "1", "SLURM_NNODES": "1", "SLURM_PROCID": "0",
+              "SLURM_LOCALID": "0", "SLURM_NODEID": "0", "SLURM_NODELIST": "localhost"}
+
+
+def test_slurm_usr1_checkpoints_requeues_the_job_and_the_requeued_script_continues(
+        tmp_path, digits_cache):
+    """``#SBATCH --signal=USR1@120`` under SLURM: stop after the batch, ``last.ckpt``, ``scontrol
+    requeue <job>`` (a stand-in ``scontrol`` on PATH records the call), exit 138; the job's
+    script run again (``resume=auto``) continues from that step."""
+    import os
+    import signal
+    import time
+
+    import torch
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    scontrol = bin_dir / "scontrol"
+    scontrol.write_text(f"#!/bin/sh\necho \"$@\" >> {tmp_path / 'scontrol.log'}\n")
+    scontrol.chmod(0o755)
+    env = {**os.environ, **SLURM_TASK, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    words = [sys.executable, "-m", "glow_lightning.cli", "train", *TINY,
+             "checkpoint.every_n_steps=1", f"data.cache_dir={digits_cache}",
+             f"out_dir={tmp_path}", "run_name=slurm", "resume=auto"]
+    proc = subprocess.Popen([*words, "trainer.max_steps=100000"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    folder = tmp_path / "slurm" / "checkpoints"
+    deadline = time.monotonic() + 240
+    while not (folder / "step0000002.ckpt").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGUSR1)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGUSR1, err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("error: training interrupted by SIGUSR1 at step "), line
+    assert "job 4242 requeued" in line and "run_name=slurm resume=auto" in line, line
+    assert (tmp_path / "scontrol.log").read_text().split() == ["requeue", "4242"]
+    assert not list(tmp_path.glob("slurm/hpc_ckpt*"))  # no checkpoint from inside the handler
+    step = torch.load(folder / "last.ckpt", weights_only=True)["global_step"]
+    done = subprocess.run([*words, f"trainer.max_steps={step + 2}"], env=env,
+                          capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr
+    assert torch.load(folder / "last.ckpt", weights_only=True)["global_step"] == step + 2
+
+
 @pytest.mark.parametrize("word, needle", [
     ("budget_steps=-1", "budget_steps=-1 must be >= 1"),
     ("budget_minutes=0", "budget_minutes=0.0 must be > 0"),

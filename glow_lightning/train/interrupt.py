@@ -5,19 +5,28 @@ process the signal ended; schedulers that requeue preempted jobs read it as "not
 Lightning already turns SIGTERM into a stop after the running batch (``SIGTERMException``);
 :class:`Interruption` routes the first Ctrl-C the same way (a second one interrupts at once),
 saves the state after that batch through the run's :class:`StepCheckpoint`, and
-:func:`interrupted` gives the one-line error. Under SLURM with auto-requeue, Lightning's own
-``SIGUSR1`` handler requeues the job.
+:func:`interrupted` gives the one-line error.
+
+Under SLURM, ``SIGUSR1`` (``#SBATCH --signal=USR1@120``: the warning before the time limit) is
+the same graceful stop, after which :func:`requeue` runs ``scontrol requeue <job>`` and the run
+exits 138 (128 + 10); the requeued job runs its script again, whose ``run_name=… resume=auto``
+continues from ``last.ckpt``. Lightning's own handler is switched off
+(:func:`slurm_environment`): it saves a checkpoint from inside the signal handler, in the middle
+of a step, beside the run's own ones.
 """
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
 from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
 from glow_lightning.errors import Interrupted
+from glow_lightning.train.launch import is_rank_zero
 from glow_lightning.train.checkpointing import StepCheckpoint
 
 
@@ -37,6 +46,8 @@ class Interruption(Callback):
 
         try:
             self._previous = signal.signal(signal.SIGINT, graceful)
+            if in_slurm_job():
+                self._previous_usr1 = signal.signal(signal.SIGUSR1, graceful)
         except ValueError:  # not the main thread: leave Ctrl-C alone
             self._previous = None
 
@@ -52,10 +63,46 @@ class Interruption(Callback):
             self.signum = self.signum or signal.SIGTERM
             self.checkpoints._save_now(trainer)
 
+    _previous_usr1: Any = None
+
     def _restore(self) -> None:
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
             self._previous = None
+        if self._previous_usr1 is not None:
+            signal.signal(signal.SIGUSR1, self._previous_usr1)
+            self._previous_usr1 = None
+
+
+def in_slurm_job() -> bool:
+    """Whether this process is a task of a SLURM batch job (not an interactive shell)."""
+    from lightning.fabric.plugins.environments import SLURMEnvironment
+
+    return SLURMEnvironment.detect()
+
+
+def slurm_environment() -> list[Any]:
+    """Lightning's SLURM environment without its auto-requeue handler, under SLURM; else []."""
+    from lightning.fabric.plugins.environments import SLURMEnvironment
+
+    return [SLURMEnvironment(auto_requeue=False)] if in_slurm_job() else []
+
+
+def requeue() -> str:
+    """``scontrol requeue`` this SLURM job (rank zero only); what happened, in a few words."""
+    job = os.environ.get("SLURM_ARRAY_JOB_ID")
+    job = f"{job}_{os.environ['SLURM_ARRAY_TASK_ID']}" if job else os.environ.get("SLURM_JOB_ID")
+    if not job:
+        return "no SLURM job id to requeue"
+    try:
+        done = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True,
+                              timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return f"requeue of job {job} failed ({err}); resubmit it"
+    if done.returncode:
+        why = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no message"]
+        return f"requeue of job {job} failed ({why[0]}); resubmit it"
+    return f"job {job} requeued"
 
 
 def interrupted(signum: int, step: int, checkpoint: str, run_name: str, out_dir: str
@@ -63,8 +110,9 @@ def interrupted(signum: int, step: int, checkpoint: str, run_name: str, out_dir:
     """The one-line error for a training a signal stopped, with the command that continues it."""
     name = signal.Signals(signum).name
     where = f"checkpoint '{checkpoint}'" if checkpoint else "no checkpoint written"
-    err = Interrupted(f"training interrupted by {name} at step {step}; {where}; continue with: "
-                      f"glow-lightning train <the same settings> out_dir={out_dir} "
-                      f"run_name={run_name} resume=auto")
+    requeued = f"{requeue()}; " if signum == signal.SIGUSR1 and is_rank_zero() else ""
+    err = Interrupted(f"training interrupted by {name} at step {step}; {where}; {requeued}"
+                      f"continue with: glow-lightning train <the same settings> "
+                      f"out_dir={out_dir} run_name={run_name} resume=auto")
     err.exit_code = 128 + signum
     return err

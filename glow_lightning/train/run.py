@@ -36,7 +36,7 @@ from glow_lightning.train.checkpointing import (
 )
 from glow_lightning.train.final_eval import apply_test_policy, final_test_callbacks, prepare_test
 from glow_lightning.train.health import health_callbacks
-from glow_lightning.train.interrupt import Interruption, interrupted
+from glow_lightning.train.interrupt import Interruption, interrupted, slurm_environment
 from glow_lightning.train.launch import (
     available_cores,
     busy_cores_notice,
@@ -172,7 +172,7 @@ def build_trainer(cfg: ExperimentConfig, run_dir: Path, callbacks: list[Callback
         gradient_clip_val=cfg.optim.grad_clip or None, default_root_dir=str(run_dir),
         logger=logger, callbacks=callbacks, use_distributed_sampler=False,
         num_sanity_val_steps=0,  # ActNorm data init must see training data first
-        plugins=[AtomicCheckpointIO()], **extra)
+        plugins=[AtomicCheckpointIO(), *slurm_environment()], **extra)
 
 
 def experiment_callbacks(cfg: ExperimentConfig, run_dir: Path) -> list[Callback]:
