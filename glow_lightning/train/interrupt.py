@@ -26,8 +26,8 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 
 from glow_lightning.errors import Interrupted
-from glow_lightning.train.launch import is_rank_zero
 from glow_lightning.train.checkpointing import StepCheckpoint
+from glow_lightning.train.launch import is_rank_zero
 
 
 class Interruption(Callback):
