@@ -74,6 +74,54 @@ def test_experiment_names_resolve_only_inside_configs(tmp_path, capsys):
     refused(capsys, ["train", f"experiment={rel}"], "unknown experiment", "digits_glow")
 
 
+@pytest.mark.parametrize("age_s, job, taken", [
+    (5.0, "-", False),      # another host's holder touched it 5 s ago: alive
+    (3600.0, "-", True),    # untouched for an hour: its holder is gone
+    (5.0, "777", True),     # an earlier run of this same SLURM job (requeued, another node)
+    (5.0, "778", False),    # another SLURM job's live run
+])
+def test_a_lock_from_another_host_is_judged_by_its_heartbeat_and_its_slurm_job(
+        tmp_path, monkeypatch, age_s, job, taken):
+    import os
+    import time
+
+    from glow_lightning.errors import ConfigError
+    from glow_lightning.train import rundir
+
+    monkeypatch.setenv("SLURM_JOB_ID", "777")
+    lock = tmp_path / rundir.LOCK
+    lock.write_text(f"node-b 4321 {job}\n")
+    os.utime(lock, (time.time() - age_s,) * 2)
+    try:
+        if taken:
+            rundir.lock_run_dir(tmp_path)
+            assert lock.read_text().split()[1] == str(os.getpid())
+        else:
+            with pytest.raises(ConfigError, match="in use by process 4321 on node-b"):
+                rundir.lock_run_dir(tmp_path)
+            assert lock.read_text() == f"node-b 4321 {job}\n"  # untouched
+    finally:
+        rundir.release_run_dir(tmp_path)
+
+
+def test_a_held_lock_is_touched_until_it_is_released(tmp_path, monkeypatch):
+    import os
+    import time
+
+    from glow_lightning.train import rundir
+
+    monkeypatch.setattr(rundir, "HEARTBEAT_S", 0.05)
+    rundir.lock_run_dir(tmp_path)
+    lock = tmp_path / rundir.LOCK
+    os.utime(lock, (time.time() - 3600,) * 2)
+    deadline = time.monotonic() + 10
+    while time.time() - lock.stat().st_mtime > 60:
+        assert time.monotonic() < deadline, "the heartbeat never touched the lock"
+        time.sleep(0.02)
+    rundir.release_run_dir(tmp_path)
+    assert not lock.exists()
+
+
 def test_a_live_lock_refuses_a_second_writer_and_a_stale_one_is_taken(earlier, capsys):
     out, words = earlier
     before = snapshot(out / "first")

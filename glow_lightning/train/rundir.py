@@ -5,9 +5,13 @@
 * :func:`claim_run_dir`: a new run creates its folder atomically (``mkdir`` without
   ``exist_ok``) and is refused when it exists; only a resume (``resume=auto|PATH``) writes into
   an existing one.
-* :func:`lock_run_dir`: ``<run_dir>/.lock`` (created with ``O_EXCL``, holding host and pid)
-  refuses a second concurrent writer; a lock whose process is gone on this host is stale and
-  taken over; it is released when the run ends, also on an error (``atexit`` as the last resort).
+* :func:`lock_run_dir`: ``<run_dir>/.lock`` (created with ``O_EXCL``, holding host, pid and
+  SLURM job id) refuses a second concurrent writer; it is released when the run ends, also on
+  an error (``atexit`` as the last resort). Its holder touches it every ``HEARTBEAT_S`` seconds.
+  A lock is stale, and taken over, when its process is gone (same host), when it was left by an
+  earlier run of this same SLURM job (a requeued job starts after its previous run was ended,
+  possibly on another node), or when its heartbeat is older than ``STALE_S`` (another host,
+  whose processes cannot be asked).
 """
 
 from __future__ import annotations
@@ -15,12 +19,16 @@ from __future__ import annotations
 import atexit
 import os
 import socket
+import threading
+import time
 from pathlib import Path
 
 from glow_lightning.errors import ConfigError, GlowLightningError, StorageError
 from glow_lightning.train.launch import is_rank_zero, shared
 
 LOCK = ".lock"
+HEARTBEAT_S = 30.0  # how often a holder touches its lock
+STALE_S = 600.0  # a lock from another host untouched this long has no living holder
 
 
 def free_name(out_dir: str | Path, base: str) -> str:
@@ -63,6 +71,19 @@ def _alive(pid: int) -> bool:
 
 
 _HELD: dict[Path, int] = {}  # lock file -> the pid that took it
+_BEATS: dict[Path, threading.Event] = {}  # lock file -> set to stop its heartbeat
+
+
+def _job() -> str:
+    return os.environ.get("SLURM_JOB_ID") or "-"
+
+
+def _heartbeat(path: Path, stop: threading.Event) -> None:
+    while not stop.wait(HEARTBEAT_S):
+        try:
+            os.utime(path)
+        except OSError:  # released or removed: nothing left to keep alive
+            return
 
 
 def lock_run_dir(run_dir: Path) -> None:
@@ -81,24 +102,40 @@ def lock_run_dir(run_dir: Path) -> None:
         except OSError as err:
             raise storage_error(path, err) from None
         with os.fdopen(fd, "w") as handle:
-            handle.write(f"{socket.gethostname()} {os.getpid()}\n")
+            handle.write(f"{socket.gethostname()} {os.getpid()} {_job()}\n")
         _HELD[path] = os.getpid()
+        _BEATS[path] = stop = threading.Event()
+        threading.Thread(target=_heartbeat, args=(path, stop), daemon=True).start()
         atexit.register(release_run_dir, run_dir)
         return
     raise ConfigError(f"could not take the lock '{path}'; retry")
 
 
-def _refuse_or_clear(path: Path) -> None:
+def _stale(path: Path) -> tuple[bool, str]:
+    """Whether the lock at ``path`` has no living holder, and who holds it, in words."""
     try:
-        host, pid = path.read_text().split()
+        host, pid, *rest = path.read_text().split()
+        age = time.time() - path.stat().st_mtime
     except (OSError, ValueError):  # half-written or vanished: its writer died or just left
-        host, pid = socket.gethostname(), "0"
+        return True, ""
+    job = rest[0] if rest else "-"
     if host == socket.gethostname() and (not pid.isdigit() or not _alive(int(pid))):
+        return True, ""
+    if job != "-" and job == _job() and (host, pid) != (socket.gethostname(), str(os.getpid())):
+        return True, ""  # an earlier run of this requeued SLURM job
+    if host != socket.gethostname() and age > STALE_S:
+        return True, ""
+    return False, f"process {pid} on {host} (lock touched {age:.0f} s ago)"
+
+
+def _refuse_or_clear(path: Path) -> None:
+    stale, holder = _stale(path)
+    if stale:
         path.unlink(missing_ok=True)
         return
-    raise ConfigError(f"run directory '{path.parent}' is in use by process {pid} on {host} "
-                      f"(lock {path}); wait for it to end, choose another run_name=, or delete "
-                      "the lock if that process is gone")
+    raise ConfigError(f"run directory '{path.parent}' is in use by {holder}, {path}; wait for it "
+                      f"to end, or choose another run_name= (a lock from another host is taken "
+                      f"over once untouched for {STALE_S:.0f} s)")
 
 
 def release_run_dir(run_dir: Path) -> None:
@@ -107,6 +144,7 @@ def release_run_dir(run_dir: Path) -> None:
     path = run_dir / LOCK
     if _HELD.get(path) == os.getpid():
         del _HELD[path]
+        _BEATS.pop(path, threading.Event()).set()
         path.unlink(missing_ok=True)
 
 
