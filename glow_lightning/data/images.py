@@ -175,10 +175,10 @@ def decode(value: Any, spec: ImageSpec, split: str, index: int) -> Tensor:
     return finish(torch.from_numpy(load_pixels(value, spec, split, index)), spec)
 
 
-def random_crop(x: Tensor, side: int) -> Tensor:
+def random_crop(x: Tensor, side: int, generator: torch.Generator | None = None) -> Tensor:
     """A random ``side`` × ``side`` window of ``x`` (C, H, W)."""
-    top = int(torch.randint(x.shape[-2] - side + 1, ()))
-    left = int(torch.randint(x.shape[-1] - side + 1, ()))
+    top = int(torch.randint(x.shape[-2] - side + 1, (), generator=generator))
+    left = int(torch.randint(x.shape[-1] - side + 1, (), generator=generator))
     return x[..., top : top + side, left : left + side]
 
 
@@ -188,31 +188,32 @@ def centre_crop(x: Tensor, side: int) -> Tensor:
     return x[..., top : top + side, left : left + side]
 
 
-def random_shift(x: Tensor, max_shift: int) -> Tensor:
+def random_shift(x: Tensor, max_shift: int, generator: torch.Generator | None = None) -> Tensor:
     """Shift ``x`` (C, H, W) by up to ``max_shift`` pixels each way, filling with zeros."""
     height, width = x.shape[-2:]
     padded = F.pad(x, (max_shift,) * 4)  # (C, H + 2s, W + 2s)
-    top, left = torch.randint(2 * max_shift + 1, (2,)).tolist()
+    top, left = torch.randint(2 * max_shift + 1, (2,), generator=generator).tolist()
     return padded[..., top : top + height, left : left + width]
 
 
-def random_flip(x: Tensor) -> Tensor:
+def random_flip(x: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """Mirror ``x`` (C, H, W) left-right with probability 1/2."""
-    return x.flip(-1) if bool(torch.rand(()) < 0.5) else x
+    return x.flip(-1) if bool(torch.rand((), generator=generator) < 0.5) else x
 
 
 class View:
-    """Callable stored → seen view for one split; picklable, so it works in DataLoader workers."""
+    """Callable stored → seen view for one split; picklable, so it works in DataLoader workers.
+    Random views draw from ``generator`` (else torch's global generator)."""
 
     def __init__(self, spec: ImageSpec, train: bool) -> None:
         self.spec, self.train = spec, train
 
-    def __call__(self, x: Tensor) -> Tensor:
+    def __call__(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
         spec = self.spec
         if spec.crop is not None:
-            x = random_crop(x, spec.crop) if self.train else centre_crop(x, spec.crop)
+            x = random_crop(x, spec.crop, generator) if self.train else centre_crop(x, spec.crop)
         if self.train and spec.shift:
-            x = random_shift(x, spec.shift)
+            x = random_shift(x, spec.shift, generator)
         if self.train and spec.flip:
-            x = random_flip(x)
+            x = random_flip(x, generator)
         return x.contiguous()

@@ -39,8 +39,12 @@ def reseed_augmentation(seed: int, epoch: int, rank: int) -> None:
     iterator; a run resumed at the boundary skips some), so a restored RNG state alone does not
     make the next epoch's augmentations those of the uninterrupted run. A mid-epoch resume keeps
     the restored state (the epoch's stream is already under way)."""
-    torch.default_generator.manual_seed(
-        (AUGMENT_SEED + seed * 1_000_003 + epoch * 10_007 + rank) % 2**63)
+    torch.default_generator.manual_seed(augmentation_seed(seed, epoch, rank))
+
+
+def augmentation_seed(seed: int, epoch: int, rank: int, worker: int = 0) -> int:
+    """The seed of (run seed, epoch, rank, loader worker)'s augmentation draws."""
+    return (AUGMENT_SEED + seed * 1_000_003 + epoch * 10_007 + rank + worker * 7_919) % 2**63
 
 
 class ShardedShuffleSampler(Sampler[int]):

@@ -24,9 +24,10 @@ import datasets
 import torch
 from datasets.distributed import split_dataset_by_node
 from torch import Tensor
-from torch.utils.data import DataLoader, IterableDataset
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from glow_lightning.data.images import ImageSpec, View, decode
+from glow_lightning.data.samplers import augmentation_seed
 from glow_lightning.errors import DataError
 
 SHUFFLE_BUFFER = 10_000  # images held for the stream's shuffle, per worker
@@ -63,18 +64,27 @@ def count_rows(source: str, kind: str, split: str) -> int | None:
 
 class StreamedImages(IterableDataset):
     """``(bins, label, -1)`` items of one stream: decoded and checked in the loader's workers,
-    then viewed (random crops/flips for training, centre crops for evaluation)."""
+    then viewed (random crops/flips for training, centre crops for evaluation).
+
+    A training stream's random views draw from a generator of its own, seeded from (run seed,
+    epoch, rank, worker) when the stream starts (``augment``): a resumed epoch, which runs the
+    stream again and drops the batches already trained on, draws the very same views."""
 
     def __init__(self, stream: Any, image: str, label: str | None, spec: ImageSpec, split: str,
-                 view: View) -> None:
+                 view: View, augment: tuple[int, int, int] | None = None) -> None:
         self.stream, self.image, self.label = stream, image, label
-        self.spec, self.split, self.view = spec, split, view
+        self.spec, self.split, self.view, self.augment = spec, split, view, augment
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
+        generator = None
+        if self.augment is not None:
+            info = get_worker_info()
+            seed = augmentation_seed(*self.augment, worker=info.id if info else 0)
+            generator = torch.Generator().manual_seed(seed)
         for i, row in enumerate(self.stream):
             bins = decode(row[self.image], self.spec, self.split, i)
             label = int(row[self.label]) if self.label is not None else -1
-            yield self.view(bins), torch.tensor(label), torch.tensor(-1)
+            yield self.view(bins, generator), torch.tensor(label), torch.tensor(-1)
 
 
 class Batches:
@@ -138,7 +148,8 @@ class Streams:
         stream = self.train.shuffle(seed=self.seed, buffer_size=SHUFFLE_BUFFER)
         stream.set_epoch(epoch)
         items = StreamedImages(split_dataset_by_node(stream, rank, world), self.image,
-                               self.label, self.spec, "train", View(self.spec, train=True))
+                               self.label, self.spec, "train", View(self.spec, train=True),
+                               augment=(self.seed, epoch, rank))
         loader = DataLoader(items, batch_size=batch_size, num_workers=workers,
                             pin_memory=pin_memory)
         return Batches(loader, count, skip_samples // batch_size)
