@@ -304,23 +304,30 @@ def test_a_blow_up_names_the_initial_weights_which_test_finite(tmp_path, capsys,
                 f"checkpoint '{ckpt}' evaluates to test/bpd=", "not usable")
 
 
+def signal_after_step_two(proc: subprocess.Popen, folder: Path, signum: int) -> str:
+    """Send ``signum`` to a training once its step-2 file exists; assert it exits with
+    128 + ``signum``; its last stderr line."""
+    import time
+
+    deadline = time.monotonic() + 240
+    while not (folder / "step0000002.ckpt").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+        time.sleep(0.1)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signum, err
+    return err.strip().splitlines()[-1]
+
+
 def test_sigterm_checkpoints_prints_how_to_resume_and_exits_143(tmp_path, digits_cache):
     import signal
-    import time
 
     proc = subprocess.Popen(
         [sys.executable, "-m", "glow_lightning.cli", "train", *TINY, "trainer.max_steps=100000",
          "checkpoint.every_n_steps=1", f"data.cache_dir={digits_cache}", f"out_dir={tmp_path}",
          "run_name=term"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     folder = tmp_path / "term" / "checkpoints"
-    deadline = time.monotonic() + 240
-    while not (folder / "step0000002.ckpt").exists():
-        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
-        time.sleep(0.1)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 143, err
-    line = err.strip().splitlines()[-1]
+    line = signal_after_step_two(proc, folder, signal.SIGTERM)
     assert line.startswith("error: training interrupted by SIGTERM at step ")
     assert f"checkpoint '{folder / 'last.ckpt'}'" in line and "run_name=term resume=auto" in line
     assert not (tmp_path / "term" / ".lock").exists()
@@ -339,7 +346,6 @@ def test_slurm_usr1_checkpoints_requeues_the_job_and_the_requeued_script_continu
     script run again (``resume=auto``) continues from that step."""
     import os
     import signal
-    import time
 
     import torch
 
@@ -355,14 +361,7 @@ def test_slurm_usr1_checkpoints_requeues_the_job_and_the_requeued_script_continu
     proc = subprocess.Popen([*words, "trainer.max_steps=100000"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     folder = tmp_path / "slurm" / "checkpoints"
-    deadline = time.monotonic() + 240
-    while not (folder / "step0000002.ckpt").exists():
-        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
-        time.sleep(0.1)
-    proc.send_signal(signal.SIGUSR1)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 128 + signal.SIGUSR1, err
-    line = err.strip().splitlines()[-1]
+    line = signal_after_step_two(proc, folder, signal.SIGUSR1)
     assert line.startswith("error: training interrupted by SIGUSR1 at step "), line
     assert "job 4242 requeued" in line and "run_name=slurm resume=auto" in line, line
     assert (tmp_path / "scontrol.log").read_text().split() == ["requeue", "4242"]
