@@ -85,6 +85,8 @@ RULES: list[tuple[str, Any, str]] = [  # (key, accepts its value, what is allowe
     ("optim.betas", lambda v: len(v) == 2 and all(0 <= b < 1 for b in v),
      "two numbers in [0, 1), e.g. [0.9, 0.999]"),
     ("optim.warmup_steps", lambda v: v >= 0, ">= 0"),
+    ("optim.ema_eval", lambda v: v in ("ema", "raw", "auto"),
+     "ema, raw or auto (whichever weights scored lower on the latest validation)"),
     ("optim.decay_steps", lambda v: v >= 0, ">= 0 (0: no decay)"),
     ("optim.weight_decay", lambda v: v >= 0, ">= 0"),
     ("callbacks.num_samples", lambda v: v >= 1, ">= 1"),
@@ -127,7 +129,8 @@ def check_conflicts(cfg: Any, words: list[str]) -> None:
 
 
 RESUME_FREE = ("data.source", "data.cache_dir", "data.num_workers", "data.eval_batch_size",
-               "model.compile")  # where the data lives and how it is read: no effect on results
+               "model.compile",  # where the data lives and how it is read: no effect on results
+               "optim.ema_eval")  # which weights evaluate: no effect on training
 
 
 def differing(old: dict[str, Any], new: dict[str, Any], sections: tuple[str, ...],

@@ -58,6 +58,9 @@ class ModelConfig(FlowConfig):
     compile: bool = False  # torch.compile the flow for training (after the ActNorm data init)
 
 
+EMA_EVAL_ALIASES = {"true": "ema", "false": "raw"}  # the boolean ``optim.ema_eval`` once was
+
+
 @dataclass
 class OptimConfig:
     optimizer: str = "adamax"  # adamax | adam
@@ -70,9 +73,14 @@ class OptimConfig:
     decay_fraction: float = 1.0  # the decay spans this last fraction of the steps after warmup
     grad_clip: float = 0.0  # max gradient norm; 0 disables
     ema_decay: float = 0.0  # Polyak averaging of the weights for eval and sampling; 0 disables
-    ema_eval: bool = True  # evaluate, test and sample with the EMA weights (False: the raw ones)
+    # which weights evaluate, test and sample with EMA on: ema | raw | auto (whichever scored
+    # lower on the latest validation; raw until one did); true/false read as ema/raw
+    ema_eval: str = "ema"
     class_loss_weight: float = 0.01
     max_skipped_in_row: int = 20  # stop after this many non-finite steps in a row (all skipped)
+
+    def __post_init__(self) -> None:
+        self.ema_eval = EMA_EVAL_ALIASES.get(str(self.ema_eval).lower(), str(self.ema_eval))
 
 
 @dataclass

@@ -48,3 +48,35 @@ def test_validation_logs_both_weights_and_bpd_is_the_chosen_one(tmp_path, monkey
     for row in rows:
         assert row["val/bpd"] == pytest.approx(row[used], abs=1e-6)
         assert abs(row["val/bpd_raw"] - row["val/bpd_ema"]) > 1e-3  # really two sets of weights
+
+
+def test_auto_evaluates_with_whichever_weights_won_the_previous_validation(tmp_path, monkeypatch,
+                                                                          digits_cache):
+    """``optim.ema_eval=auto``: raw weights until a validation finds the EMA lower; from the next
+    validation on, ``val/bpd`` is the winner's and ``val/ema_in_use`` says which."""
+    isolate_wandb(monkeypatch, tmp_path / "wandb_env")
+    train(load_config([*RUN, "optim.ema_eval=auto", "optim.ema_decay=0.9", "optim.lr=0.02",
+                       "trainer.max_epochs=8", f"out_dir={tmp_path}",
+                       f"data.cache_dir={digits_cache}", "run_name=auto"]))
+    rows = [r for r in read_history(find_run_dir(tmp_path / "auto")) if "val/bpd_raw" in r]
+    assert len(rows) == 4
+    won = False  # raw first
+    for row in rows:
+        assert row["val/ema_in_use"] == float(won)
+        assert row["val/bpd"] == pytest.approx(row["val/bpd_ema" if won else "val/bpd_raw"],
+                                               abs=1e-6)
+        won = row["val/bpd_ema"] < row["val/bpd_raw"]
+    assert {r["val/ema_in_use"] for r in rows} == {0.0, 1.0}  # each won, at this rate and decay
+
+
+@pytest.mark.parametrize("word, value", [("true", "ema"), ("false", "raw"), ("auto", "auto"),
+                                         ("ema", "ema")])
+def test_ema_eval_reads_its_old_booleans(word, value):
+    assert load_config([f"optim.ema_eval={word}"]).optim.ema_eval == value
+
+
+def test_an_unknown_ema_eval_is_refused_in_one_line():
+    from glow_lightning.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="optim.ema_eval='best' must be ema, raw or auto"):
+        load_config(["optim.ema_eval=best"])

@@ -77,6 +77,7 @@ class GlowModule(L.LightningModule):
         self.n_bits = n_bits
         decay = self.optim_cfg.ema_decay
         self.ema = EMA(self.flow, decay) if decay > 0 else None
+        self.ema_won = False  # optim.ema_eval=auto: the EMA scored lower at the last validation
         self.metrics = torch.nn.ModuleDict(metric_names(len(self.flow.levels), num_classes,
                                                         self.ema is not None))
         self.guard = NonFiniteGuard(self.optim_cfg.max_skipped_in_row)
@@ -107,10 +108,27 @@ class GlowModule(L.LightningModule):
 
     def eval_flow(self) -> MultiScaleFlow:
         """The weights used for evaluation and sampling: the EMA copy when enabled and
-        ``optim.ema_eval``."""
-        if self.ema is not None and self.optim_cfg.ema_eval:
+        ``optim.ema_eval`` is ``ema``, or ``auto`` once it scored lower than the raw weights on
+        a validation (:meth:`on_validation_end`); else the raw weights."""
+        if self.ema is not None and self.ema_in_use:
             return self.ema.shadow  # type: ignore[return-value]
         return self.flow
+
+    @property
+    def ema_in_use(self) -> bool:
+        mode = self.optim_cfg.ema_eval
+        return self.ema is not None and (mode == "ema" or (mode == "auto" and self.ema_won))
+
+    def on_validation_end(self) -> None:
+        """``optim.ema_eval=auto``: the weights that scored lower on this validation (same images,
+        same noise) evaluate, test and sample from now on. Checkpoint callbacks have saved
+        before this hook, so ``best.ckpt`` holds the choice its ``val/bpd`` was measured with."""
+        if self.ema is None or self.optim_cfg.ema_eval != "auto":
+            return
+        scores = self.trainer.callback_metrics
+        raw, ema = scores.get("val/bpd_raw"), scores.get("val/bpd_ema")
+        if raw is not None and ema is not None and torch.isfinite(ema):
+            self.ema_won = bool(ema < raw)
 
     @contextlib.contextmanager
     def sampling(self) -> Iterator[MultiScaleFlow]:
@@ -282,6 +300,7 @@ class GlowModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Plain ints and uint8 tensors only, so the checkpoint stays weights-only loadable."""
         checkpoint[STATE_KEY] = {"train_batches": self.train_batches,
+                                 "ema_won": self.ema_won,
                                  "guard": self.guard.state_dict(),
                                  "rng": gather_rng_states(self._trainer, self.device)}
         if self.ema is not None and int(self.ema.num_updates) == 0:  # before the first update
@@ -290,6 +309,7 @@ class GlowModule(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get(STATE_KEY) or {}
         self.train_batches = int(state.get("train_batches", 0))
+        self.ema_won = bool(state.get("ema_won", False))
         self.guard.load_state_dict(state.get("guard", {}))
         rng = state.get("rng") or []
         self._pending_rng = rng[self.global_rank] if self.global_rank < len(rng) else None
@@ -308,6 +328,8 @@ class GlowModule(L.LightningModule):
         self._shared_step(batch, "val")
         if self.ema is not None:
             validate_both_weights(self, batch)
+            self.log("val/ema_in_use", float(self.ema_in_use), on_step=False, on_epoch=True,
+                     batch_size=batch[0].shape[0])
 
     def test_step(self, batch: Any, batch_idx: int) -> dict[str, Tensor]:
         """The test metrics; returns per-image ``bpd`` (B,) (and ``bpd_iw``) for callbacks."""
