@@ -56,7 +56,6 @@ class EMA(nn.Module):
         EMA's keys start with ``prefix``): what the average is before its first update, whose
         decay is 0 (a copy). A checkpoint saved then evaluates the weights it holds, not the
         shadow's stale pre-initialisation copy."""
-        live = model.state_dict()
-        for (name, _), value in zip(self.shadow.state_dict().items(), live.values(), strict=True):
+        live = model.state_dict().values()
+        for name, value in zip(self.shadow.state_dict(), live, strict=True):
             state[f"{prefix}shadow.{name}"] = value.detach().clone()
-

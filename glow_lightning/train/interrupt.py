@@ -23,11 +23,11 @@ import subprocess
 from typing import Any
 
 import lightning as L
+from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch.callbacks import Callback
 
 from glow_lightning.errors import Interrupted
 from glow_lightning.train.checkpointing import StepCheckpoint
-from glow_lightning.train.launch import is_rank_zero
 
 
 class Interruption(Callback):
@@ -37,6 +37,7 @@ class Interruption(Callback):
         self.checkpoints = checkpoints
         self.signum: int | None = None
         self._previous: Any = None
+        self._previous_usr1: Any = None
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         def graceful(signum: int, frame: Any) -> None:
@@ -63,8 +64,6 @@ class Interruption(Callback):
             self.signum = self.signum or signal.SIGTERM
             self.checkpoints._save_now(trainer)
 
-    _previous_usr1: Any = None
-
     def _restore(self) -> None:
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
@@ -76,15 +75,11 @@ class Interruption(Callback):
 
 def in_slurm_job() -> bool:
     """Whether this process is a task of a SLURM batch job (not an interactive shell)."""
-    from lightning.fabric.plugins.environments import SLURMEnvironment
-
     return SLURMEnvironment.detect()
 
 
 def slurm_environment() -> list[Any]:
     """Lightning's SLURM environment without its auto-requeue handler, under SLURM; else []."""
-    from lightning.fabric.plugins.environments import SLURMEnvironment
-
     return [SLURMEnvironment(auto_requeue=False)] if in_slurm_job() else []
 
 
@@ -105,12 +100,13 @@ def requeue() -> str:
     return f"job {job} requeued"
 
 
-def interrupted(signum: int, step: int, checkpoint: str, run_name: str, out_dir: str
-                ) -> Interrupted:
-    """The one-line error for a training a signal stopped, with the command that continues it."""
+def interrupted(signum: int, step: int, checkpoint: str, run_name: str, out_dir: str,
+                requeued: str | None = None) -> Interrupted:
+    """The one-line error for a training a signal stopped (``requeued``: what :func:`requeue`
+    said), with the command that continues it."""
     name = signal.Signals(signum).name
     where = f"checkpoint '{checkpoint}'" if checkpoint else "no checkpoint written"
-    requeued = f"{requeue()}; " if signum == signal.SIGUSR1 and is_rank_zero() else ""
+    requeued = f"{requeued}; " if requeued else ""
     err = Interrupted(f"training interrupted by {name} at step {step}; {where}; {requeued}"
                       f"continue with: glow-lightning train <the same settings> "
                       f"out_dir={out_dir} run_name={run_name} resume=auto")

@@ -36,7 +36,12 @@ from glow_lightning.train.checkpointing import (
 )
 from glow_lightning.train.final_eval import apply_test_policy, final_test_callbacks, prepare_test
 from glow_lightning.train.health import health_callbacks
-from glow_lightning.train.interrupt import Interruption, interrupted, slurm_environment
+from glow_lightning.train.interrupt import (
+    Interruption,
+    interrupted,
+    requeue,
+    slurm_environment,
+)
 from glow_lightning.train.launch import (
     available_cores,
     busy_cores_notice,
@@ -259,10 +264,12 @@ def _fit_and_test(cfg: ExperimentConfig, run_dir: Path, resume: str | None,
                             has_running_statistics(module))
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
-    except SIGTERMException:  # SIGTERM or Ctrl-C: the state after the last batch is saved
+    except SIGTERMException:  # SIGTERM, Ctrl-C or SLURM's SIGUSR1: the last batch is saved
         finish(trainer)
-        raise interrupted(interruption.signum or signal.SIGTERM, trainer.global_step,
-                          checkpoints.last_path, run_dir.name, cfg.out_dir) from None
+        signum = interruption.signum or signal.SIGTERM
+        requeued = requeue() if signum == signal.SIGUSR1 and is_rank_zero() else None
+        raise interrupted(signum, trainer.global_step, checkpoints.last_path, run_dir.name,
+                          cfg.out_dir, requeued) from None
     except torch.linalg.LinAlgError as err:  # a callback inverted a flow whose weights blew up
         cause = f"a singular matrix in a callback ({str(err).splitlines()[0]})"
         raise TrainingDiverged(module.guard.message(trainer.global_step, checkpoints.passed,
