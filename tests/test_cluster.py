@@ -99,6 +99,11 @@ def test_one_launch_one_run_directory_one_wandb_run_each_image_once(cluster, lau
         assert final["test/bpd"] == record["test/bpd"]
 
 
+# Lightning's own launcher is killed in the slow run (``make test-all``); the default run keeps
+# one launcher's kill and both launchers' whole runs (the test above).
+@pytest.mark.parametrize("launcher_case", [
+    pytest.param((TORCHRUN, "torchrun"), id="torchrun"),
+    pytest.param((LIGHTNING, "lightning"), id="lightning-ddp", marks=pytest.mark.slow)])
 def test_sigkill_of_one_rank_stops_the_job_and_resume_repeats_the_run(cluster, launcher_case):
     launcher, name = launcher_case
     reference = f"{name}"  # the uninterrupted run of the test above
