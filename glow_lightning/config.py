@@ -76,6 +76,10 @@ class OptimConfig:
     # which weights evaluate, test and sample with EMA on: ema | raw | auto (whichever scored
     # lower on the latest validation; raw until one did); true/false read as ema/raw
     ema_eval: str = "ema"
+    # the average's horizon shrinks with the learning rate (its step weight divided by the rate
+    # over its peak), so at the end of an annealed schedule it reaches the raw weights; false:
+    # the fixed horizon of the classic average
+    ema_follow_lr: bool = True
     class_loss_weight: float = 0.01
     max_skipped_in_row: int = 20  # stop after this many non-finite steps in a row (all skipped)
 

@@ -37,6 +37,45 @@ def test_two_parameter_average_follows_the_warmed_up_decay():
     assert warm_decay(0.9, 1000) == 0.9
 
 
+def test_following_the_rate_divides_the_step_weight_by_the_rate_and_copies_at_zero():
+    live = torch.nn.Linear(1, 1)
+    ema = EMA(live, decay=0.9, follow_lr=True)
+    expected = None
+    steps = [(1.0, 0.0), (3.0, 1.0), (-2.0, 1.0), (5.0, 0.5), (0.5, 0.2), (4.0, 1.0), (7.0, 0.0)]
+    for t, (value, scale) in enumerate(steps):
+        with torch.no_grad():
+            live.weight.fill_(value)
+        ema.update(live, lr_scale=scale)
+        weight = 1.0 if t == 0 else min(1.0, (1 - min(0.9, (1 + t) / (10 + t))) / scale
+                                        if scale else 1.0)
+        expected = value if expected is None else (1 - weight) * expected + weight * value
+        assert ema.shadow.weight.item() == pytest.approx(expected, rel=1e-6)
+    assert ema.shadow.weight.item() == 7.0  # a rate of 0: the raw weights, exactly
+    classic = EMA(live, decay=0.9)  # without follow_lr the rate is ignored
+    classic.update(live, lr_scale=0.0)
+    with torch.no_grad():
+        live.weight.fill_(1.0)
+    classic.update(live, lr_scale=0.0)
+    assert classic.shadow.weight.item() == pytest.approx(7.0 * 2 / 11 + 1.0 * 9 / 11)  # d=2/11
+
+
+@pytest.mark.parametrize("follow", [True, False])
+def test_an_annealed_run_ends_with_the_average_at_its_raw_weights_when_it_follows_the_rate(
+        tmp_path, digits_cache, follow):
+    """A cosine to 0 over the whole run: the last steps' rate is ~0, so the rate-following
+    average ends at the raw weights bit for bit; the fixed-horizon one still lags."""
+    train(load_config([*RUN, "trainer.max_steps=12", "optim.decay_steps=12", "logger.kind=none",
+                       f"optim.ema_follow_lr={str(follow).lower()}", f"out_dir={tmp_path}",
+                       f"data.cache_dir={digits_cache}", "run_name=anneal"]))
+    state = torch.load(tmp_path / "anneal" / "checkpoints" / "last.ckpt",
+                       weights_only=True)["state_dict"]
+    pairs = [(state[k], state[f"ema.shadow.{k.removeprefix('flow.')}"])
+             for k in state if k.startswith("flow.")]
+    assert len(pairs) > 10 and int(state["ema.num_updates"]) == 12
+    same = all(torch.equal(raw, avg) for raw, avg in pairs)
+    assert same == follow
+
+
 @pytest.mark.parametrize("ema_eval, used", [(True, "val/bpd_ema"), (False, "val/bpd_raw")])
 def test_validation_logs_both_weights_and_bpd_is_the_chosen_one(tmp_path, monkeypatch,
                                                                 digits_cache, ema_eval, used):

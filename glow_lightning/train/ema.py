@@ -23,9 +23,25 @@ def warm_decay(decay: float, updates: int) -> float:
     return min(decay, (1 + updates) / (WARMUP + updates))
 
 
+def update_weight(decay: float, updates: int, lr_scale: float = 1.0) -> float:
+    """The weight of the new weights in update ``updates``: ``1 − warm_decay`` divided by
+    ``lr_scale``, the learning rate over its peak (at most 1: a copy). With ``lr_scale`` 1 this
+    is the plain warmed-up EMA. Following the rate, the average's horizon shrinks as a schedule
+    anneals: the iterates' noise, which the average is there to remove, shrinks with the rate,
+    while the average's lag behind the still-improving weights does not; at a rate of 0 the
+    average is the raw weights.
+
+    >>> [round(update_weight(0.999, 20000, s), 4) for s in (1.0, 0.5, 0.01, 0.0)]
+    [0.001, 0.002, 0.1, 1.0]
+    """
+    step = 1.0 - warm_decay(decay, updates)
+    return 1.0 if lr_scale <= step else step / lr_scale
+
+
 class EMA(nn.Module):
     """Holds ``shadow``, a copy of the model whose parameters track ``decay``-averages, the decay
-    warmed up by :func:`warm_decay`.
+    warmed up by :func:`warm_decay` and, with ``follow_lr``, its horizon scaled by the learning
+    rate's schedule (:func:`update_weight`).
 
     It is a submodule of the LightningModule, so checkpoints carry the shadow and the update
     count, and a resumed run continues the same average. Buffers (e.g. ActNorm's
@@ -35,16 +51,20 @@ class EMA(nn.Module):
 
     num_updates: torch.Tensor
 
-    def __init__(self, model: nn.Module, decay: float) -> None:
+    def __init__(self, model: nn.Module, decay: float, follow_lr: bool = False) -> None:
         super().__init__()
         self.decay = decay
+        self.follow_lr = follow_lr
         self.shadow = copy.deepcopy(model).eval().requires_grad_(False)
         self.register_buffer("num_updates", torch.tensor(0, dtype=torch.long))
 
     @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
+    def update(self, model: nn.Module, lr_scale: float = 1.0) -> None:
+        """One step of the average; ``lr_scale`` (the step's rate over its peak) counts only
+        with ``follow_lr`` (:func:`update_weight`)."""
         t = int(self.num_updates)
-        weight = 1.0 if t == 0 else 1.0 - warm_decay(self.decay, t)
+        scale = lr_scale if self.follow_lr else 1.0
+        weight = 1.0 if t == 0 else update_weight(self.decay, t, scale)
         for shadow, live in zip(self.shadow.parameters(), model.parameters(), strict=True):
             shadow.lerp_(live.detach(), weight)
         for shadow_b, live_b in zip(self.shadow.buffers(), model.buffers(), strict=True):

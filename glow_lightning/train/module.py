@@ -42,7 +42,7 @@ from glow_lightning.train.ema import EMA
 from glow_lightning.train.evaluation import eval_noise, iw_bpd, validate_both_weights
 from glow_lightning.train.guard import NonFiniteGuard
 from glow_lightning.train.metrics import MeanAndError, metric_names
-from glow_lightning.train.optim import Schedule, apply_allowed, make_optimizer
+from glow_lightning.train.optim import Schedule, apply_allowed, lr_scale, make_optimizer
 from glow_lightning.train.rng import gather_rng_states, set_local_rng_state, step_noise
 
 STATE_KEY = "glow_lightning"  # checkpoint entry: batch counter, guard counts, per-rank RNG
@@ -76,7 +76,7 @@ class GlowModule(L.LightningModule):
                                                num_classes=num_classes, seed=seed)
         self.n_bits = n_bits
         decay = self.optim_cfg.ema_decay
-        self.ema = EMA(self.flow, decay) if decay > 0 else None
+        self.ema = EMA(self.flow, decay, self.optim_cfg.ema_follow_lr) if decay > 0 else None
         self.ema_won = False  # optim.ema_eval=auto: the EMA scored lower at the last validation
         self.metrics = torch.nn.ModuleDict(metric_names(len(self.flow.levels), num_classes,
                                                         self.ema is not None))
@@ -275,7 +275,7 @@ class GlowModule(L.LightningModule):
             return
         optimizer.step(closure=lambda: loss)  # the closure already ran; clipping happens inside
         if self.ema is not None:
-            self.ema.update(self.flow)
+            self.ema.update(self.flow, lr_scale(optimizer))
 
     def _reduce_sum(self, flag: Tensor) -> Tensor:
         if self._trainer is None:

@@ -49,6 +49,14 @@ class Schedule:
         return lr_factor(step, self.warmup, self.decay_steps, fraction=self.decay_fraction)
 
 
+def lr_scale(optimizer: Any) -> float:
+    """The learning rate of ``optimizer``'s first group over its scheduled peak (``initial_lr``,
+    set by the schedule); 1 without a schedule."""
+    group = optimizer.param_groups[0]
+    peak = group.get("initial_lr") or group["lr"]
+    return float(group["lr"] / peak) if peak else 1.0
+
+
 def lr_factor(step: int, warmup: int, decay_steps: int = 0, floor: float = 0.0,
               fraction: float = 1.0) -> float:
     """Linear warmup over ``warmup`` steps, then constant, or (``decay_steps > 0``) a cosine decay
