@@ -15,6 +15,7 @@ import argparse
 import lightning as L
 
 from glow_lightning.commands.checkpoint import experiment_of, load_module
+from glow_lightning.train.module import GlowModule
 from glow_lightning.train.run import build_datamodule
 from glow_lightning.train.safe_load import load_checkpoint
 
@@ -24,13 +25,18 @@ def validate(ckpt: str) -> tuple[int, float, float]:
     module = load_module(ckpt)
     if module.ema is None:
         raise SystemExit(f"{ckpt}: trained without EMA (optim.ema_decay=0)")
+    step = int(load_checkpoint(ckpt)["global_step"])
+    return step, *validate_module(module)
+
+
+def validate_module(module: GlowModule) -> tuple[float, float]:
+    """(val/bpd_raw, val/bpd_ema) of ``module`` on its run's validation images and noise."""
     datamodule = build_datamodule(experiment_of(module, []))
     trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
                         use_distributed_sampler=False, enable_progress_bar=False,
                         enable_model_summary=False)
     metrics = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
-    step = int(load_checkpoint(ckpt)["global_step"])
-    return step, float(metrics["val/bpd_raw"]), float(metrics["val/bpd_ema"])
+    return float(metrics["val/bpd_raw"]), float(metrics["val/bpd_ema"])
 
 
 def main() -> None:

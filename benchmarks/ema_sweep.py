@@ -29,11 +29,12 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from glow_lightning.commands.checkpoint import experiment_of, load_module
+from benchmarks.ema_check import validate_module
+from glow_lightning.commands.checkpoint import load_module
 from glow_lightning.config import load_config
 from glow_lightning.train.ema import EMA
 from glow_lightning.train.optim import lr_scale
-from glow_lightning.train.run import build_datamodule, train
+from glow_lightning.train.run import train
 
 DECAYS = (0.95, 0.99, 0.995, 0.999)  # warmed up, fixed horizon
 FOLLOWING = (0.99, 0.995, 0.998)  # warmed up, horizon following the rate (ema_follow_lr)
@@ -62,15 +63,8 @@ class PowerEMA(EMA):
         super().__init__(model, decay=0.0)
         self.gamma = gamma
 
-    @torch.no_grad()
-    def update(self, model: torch.nn.Module, lr_scale: float = 1.0) -> None:
-        t = int(self.num_updates)
-        keep = (1.0 - 1.0 / (t + 1)) ** (self.gamma + 1)
-        for shadow, live in zip(self.shadow.parameters(), model.parameters(), strict=True):
-            shadow.lerp_(live.detach(), 1.0 - keep)
-        for shadow_b, live_b in zip(self.shadow.buffers(), model.buffers(), strict=True):
-            shadow_b.copy_(live_b)
-        self.num_updates += 1
+    def weight(self, updates: int, lr_scale: float) -> float:
+        return 1.0 - (1.0 - 1.0 / (updates + 1)) ** (self.gamma + 1)
 
 
 class ShadowAverages(Callback):
@@ -108,25 +102,15 @@ class ShadowAverages(Callback):
                        self.path)
 
 
-def validate(module: Any) -> tuple[float, float]:
-    """(val/bpd_raw, val/bpd_ema) of ``module`` on its run's validation images."""
-    datamodule = build_datamodule(experiment_of(module, []))
-    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                        use_distributed_sampler=False, enable_progress_bar=False,
-                        enable_model_summary=False)
-    metrics = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
-    return float(metrics["val/bpd_raw"]), float(metrics["val/bpd_ema"])
-
-
 def score(run_dir: Path, shadows: dict[str, dict[str, torch.Tensor]]) -> dict[str, float]:
     """Validation bits/dim of the raw weights, the run's own EMA and every shadow."""
     module = load_module(run_dir / "checkpoints" / "last.ckpt")
     decay, follow = module.optim_cfg.ema_decay, module.optim_cfg.ema_follow_lr
-    raw, own = validate(module)
+    raw, own = validate_module(module)
     scores = {"raw": raw, f"EMA {decay}{', following the rate' if follow else ''} (run's own)": own}
     for name, state in shadows.items():
         module.ema.shadow.load_state_dict(state)
-        scores[name] = validate(module)[1]
+        scores[name] = validate_module(module)[1]
     return scores
 
 

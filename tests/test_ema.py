@@ -67,8 +67,8 @@ def test_an_annealed_run_ends_with_the_average_at_its_raw_weights_when_it_follow
     train(load_config([*RUN, "trainer.max_steps=12", "optim.decay_steps=12", "logger.kind=none",
                        f"optim.ema_follow_lr={str(follow).lower()}", f"out_dir={tmp_path}",
                        f"data.cache_dir={digits_cache}", "run_name=anneal"]))
-    state = torch.load(tmp_path / "anneal" / "checkpoints" / "last.ckpt",
-                       weights_only=True)["state_dict"]
+    last = tmp_path / "anneal" / "checkpoints" / "last.ckpt"
+    state = torch.load(last, weights_only=True)["state_dict"]
     pairs = [(state[k], state[f"ema.shadow.{k.removeprefix('flow.')}"])
              for k in state if k.startswith("flow.")]
     assert len(pairs) > 10 and int(state["ema.num_updates"]) == 12

@@ -63,13 +63,16 @@ class EMA(nn.Module):
         """One step of the average; ``lr_scale`` (the step's rate over its peak) counts only
         with ``follow_lr`` (:func:`update_weight`)."""
         t = int(self.num_updates)
-        scale = lr_scale if self.follow_lr else 1.0
-        weight = 1.0 if t == 0 else update_weight(self.decay, t, scale)
+        weight = 1.0 if t == 0 else self.weight(t, lr_scale)
         for shadow, live in zip(self.shadow.parameters(), model.parameters(), strict=True):
             shadow.lerp_(live.detach(), weight)
         for shadow_b, live_b in zip(self.shadow.buffers(), model.buffers(), strict=True):
             shadow_b.copy_(live_b)
         self.num_updates += 1
+
+    def weight(self, updates: int, lr_scale: float) -> float:
+        """The new weights' share in update ``updates`` (> 0): :func:`update_weight`."""
+        return update_weight(self.decay, updates, lr_scale if self.follow_lr else 1.0)
 
     def store_as_copy(self, state: dict[str, torch.Tensor], model: nn.Module, prefix: str) -> None:
         """Write ``model``'s weights as the shadow's into ``state`` (a state dict in which this
